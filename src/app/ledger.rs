@@ -1,0 +1,384 @@
+//! The task ledger: every published task is in exactly one place at any moment.
+//!
+//! The ledger is fed only by workload events, so it is what the client side *knows*; RabbitMQ
+//! cannot report per-consumer unacked counts over AMQP, which is why warren keeps this itself.
+//! Finished tasks are only counted (not stored) so a long run keeps bounded memory.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{ConsumerId, TaskId};
+
+/// Where one task is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Published and, as far as the client knows, ready in the broker's queue.
+    AtBroker,
+    /// Delivered under manual ack, waiting in the consumer's buffer; the broker counts it unacked.
+    Unacked(ConsumerId),
+    /// Delivered under auto-ack, waiting in the consumer's buffer; the broker has forgotten it.
+    Backlog(ConsumerId),
+    /// Being processed by a consumer.
+    InProcess { consumer: ConsumerId, manual_ack: bool },
+}
+
+impl Place {
+    /// The consumer holding the task, if one does.
+    pub fn holder(self) -> Option<ConsumerId> {
+        match self {
+            Place::AtBroker => None,
+            Place::Unacked(c) | Place::Backlog(c) | Place::InProcess { consumer: c, .. } => Some(c),
+        }
+    }
+}
+
+/// Why a task was lost. Shown on screen and counted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LossReason {
+    /// An auto-ack consumer crashed holding it: the broker had already forgotten it.
+    KilledUnderAutoAck,
+    /// The broker refused the publish (basic.nack from publisher confirms) or it never arrived.
+    PublishFailed,
+    /// The broker no longer had it after a reconnect (a non-durable queue or transient message).
+    MissingAfterReconnect,
+}
+
+impl LossReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LossReason::KilledUnderAutoAck => "consumer killed under auto-ack",
+            LossReason::PublishFailed => "publish refused or failed",
+            LossReason::MissingAfterReconnect => "gone from broker after reconnect",
+        }
+    }
+}
+
+/// Counts of tasks per place; `published == sum of the rest` at all times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub published: u64,
+    pub at_broker: u64,
+    pub unacked: u64,
+    pub backlog: u64,
+    pub in_process: u64,
+    pub done: u64,
+    pub lost: u64,
+    /// Deliveries that carried the redelivered flag (not a place: a task can be redelivered often).
+    pub redelivered: u64,
+}
+
+impl Totals {
+    /// The sum of the places; equals `published` when the ledger is consistent.
+    pub fn accounted(&self) -> u64 {
+        self.at_broker + self.unacked + self.backlog + self.in_process + self.done + self.lost
+    }
+
+    /// Unacked from the broker's point of view: manual-ack tasks held by consumers.
+    pub fn broker_unacked(&self, in_process_manual: u64) -> u64 {
+        self.unacked + in_process_manual
+    }
+}
+
+/// What one consumer holds right now, as the broker would count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Manual-ack deliveries, waiting or in process: the broker's unacked count for this consumer.
+    pub unacked: u64,
+    /// Auto-ack deliveries waiting in the client: the pile-up round-robin causes.
+    pub backlog: u64,
+    /// Waiting, whichever the ack mode (not yet started).
+    pub waiting: u64,
+}
+
+/// A contradiction between an event and the ledger (e.g. a delivery for a task never published).
+/// Kept as data so the UI can show it; it would mean a bug or a foreign publisher on the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly(pub String);
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    open: HashMap<TaskId, Place>,
+    totals: Totals,
+    in_process_manual: u64,
+    held: Vec<Held>,
+    lost_by_reason: BTreeMap<LossReason, u64>,
+    anomalies: Vec<Anomaly>,
+}
+
+impl Ledger {
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn broker_unacked(&self) -> u64 {
+        self.totals.broker_unacked(self.in_process_manual)
+    }
+
+    /// What `consumer` holds now.
+    pub fn held_by(&self, consumer: ConsumerId) -> Held {
+        self.held.get(consumer).copied().unwrap_or_default()
+    }
+
+    pub fn lost_by_reason(&self) -> &BTreeMap<LossReason, u64> {
+        &self.lost_by_reason
+    }
+
+    pub fn anomalies(&self) -> &[Anomaly] {
+        &self.anomalies
+    }
+
+    pub fn place(&self, id: TaskId) -> Option<Place> {
+        self.open.get(&id).copied()
+    }
+
+    /// Ids still at the broker, in id order (used to reconcile after a reconnect).
+    pub fn at_broker_ids(&self) -> Vec<TaskId> {
+        let mut ids: Vec<_> =
+            self.open.iter().filter(|(_, p)| **p == Place::AtBroker).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn published(&mut self, id: TaskId) {
+        if self.open.contains_key(&id) {
+            self.anomaly(format!("task #{id} published twice"));
+            return;
+        }
+        self.totals.published += 1;
+        self.enter(id, Place::AtBroker);
+    }
+
+    /// Returns the consumer that held the task before, when the broker redelivered it before
+    /// that consumer reported giving it back (events of different connections can cross).
+    pub fn delivered(
+        &mut self,
+        id: TaskId,
+        consumer: ConsumerId,
+        manual_ack: bool,
+        redelivered: bool,
+    ) -> Option<ConsumerId> {
+        if redelivered {
+            self.totals.redelivered += 1;
+        }
+        let previous = match self.open.get(&id) {
+            Some(p) if redelivered && *p != Place::AtBroker => p.holder(),
+            _ => None,
+        };
+        let place = if manual_ack { Place::Unacked(consumer) } else { Place::Backlog(consumer) };
+        self.transition(id, place, "delivered");
+        previous
+    }
+
+    pub fn started(&mut self, id: TaskId, consumer: ConsumerId) {
+        let manual_ack = matches!(self.open.get(&id), Some(Place::Unacked(_)));
+        self.transition(id, Place::InProcess { consumer, manual_ack }, "started");
+    }
+
+    /// Processed (and acked, for a manual-ack task): the task is done.
+    pub fn done(&mut self, id: TaskId) {
+        if self.leave(id, "finished").is_some() {
+            self.totals.done += 1;
+        }
+    }
+
+    /// The broker has it again: the holding channel closed or the consumer nacked with requeue.
+    /// Ignored (false) when `consumer` no longer holds it: it was already redelivered elsewhere.
+    pub fn requeued(&mut self, id: TaskId, consumer: ConsumerId) -> bool {
+        if self.holder(id) != Some(consumer) {
+            return false;
+        }
+        self.transition(id, Place::AtBroker, "requeued");
+        true
+    }
+
+    /// A consumer lost a task it held (false if it did not hold it).
+    pub fn lost(&mut self, id: TaskId, consumer: ConsumerId, reason: LossReason) -> bool {
+        if self.holder(id) != Some(consumer) {
+            return false;
+        }
+        self.lose(id, reason);
+        true
+    }
+
+    /// The task never reached a consumer (refused publish, or missing after a reconnect).
+    pub fn lost_unheld(&mut self, id: TaskId, reason: LossReason) {
+        self.lose(id, reason);
+    }
+
+    fn lose(&mut self, id: TaskId, reason: LossReason) {
+        if self.leave(id, "lost").is_some() {
+            self.totals.lost += 1;
+            *self.lost_by_reason.entry(reason).or_default() += 1;
+        }
+    }
+
+    fn holder(&self, id: TaskId) -> Option<ConsumerId> {
+        self.open.get(&id).and_then(|p| p.holder())
+    }
+
+    fn transition(&mut self, id: TaskId, to: Place, what: &str) {
+        if self.leave(id, what).is_some() {
+            self.enter(id, to);
+        }
+    }
+
+    fn enter(&mut self, id: TaskId, place: Place) {
+        *self.counter(place) += 1;
+        if let Place::InProcess { manual_ack: true, .. } = place {
+            self.in_process_manual += 1;
+        }
+        self.adjust_held(place, 1);
+        self.open.insert(id, place);
+    }
+
+    /// Keep the per-consumer counts in step with the place counts (`delta` is +1 or -1).
+    fn adjust_held(&mut self, place: Place, delta: i64) {
+        let Some(consumer) = place.holder() else { return };
+        if self.held.len() <= consumer {
+            self.held.resize(consumer + 1, Held::default());
+        }
+        let h = &mut self.held[consumer];
+        let bump = |v: &mut u64| *v = v.saturating_add_signed(delta);
+        match place {
+            Place::Unacked(_) => {
+                bump(&mut h.unacked);
+                bump(&mut h.waiting);
+            }
+            Place::Backlog(_) => {
+                bump(&mut h.backlog);
+                bump(&mut h.waiting);
+            }
+            Place::InProcess { manual_ack: true, .. } => bump(&mut h.unacked),
+            Place::InProcess { .. } | Place::AtBroker => {}
+        }
+    }
+
+    fn leave(&mut self, id: TaskId, what: &str) -> Option<Place> {
+        let Some(place) = self.open.remove(&id) else {
+            self.anomaly(format!("task #{id} {what} but the ledger does not hold it"));
+            return None;
+        };
+        *self.counter(place) -= 1;
+        if let Place::InProcess { manual_ack: true, .. } = place {
+            self.in_process_manual -= 1;
+        }
+        self.adjust_held(place, -1);
+        Some(place)
+    }
+
+    fn counter(&mut self, place: Place) -> &mut u64 {
+        match place {
+            Place::AtBroker => &mut self.totals.at_broker,
+            Place::Unacked(_) => &mut self.totals.unacked,
+            Place::Backlog(_) => &mut self.totals.backlog,
+            Place::InProcess { .. } => &mut self.totals.in_process,
+        }
+    }
+
+    fn anomaly(&mut self, text: String) {
+        // Keep the first few only: one bug must not grow memory without bound.
+        if self.anomalies.len() < 32 {
+            self.anomalies.push(Anomaly(text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consistent(l: &Ledger) {
+        let t = l.totals();
+        assert_eq!(t.published, t.accounted(), "{t:?}");
+    }
+
+    #[test]
+    fn a_task_walks_through_every_place_once() {
+        let mut l = Ledger::default();
+        l.published(1);
+        assert_eq!(l.place(1), Some(Place::AtBroker));
+        l.delivered(1, 0, true, false);
+        assert_eq!(l.place(1), Some(Place::Unacked(0)));
+        assert_eq!(l.broker_unacked(), 1);
+        l.started(1, 0);
+        assert_eq!(l.place(1), Some(Place::InProcess { consumer: 0, manual_ack: true }));
+        assert_eq!(l.broker_unacked(), 1);
+        assert_eq!(l.held_by(0), Held { unacked: 1, backlog: 0, waiting: 0 });
+        l.done(1);
+        assert_eq!(l.held_by(0), Held::default());
+        assert_eq!(l.place(1), None);
+        assert_eq!(l.totals().done, 1);
+        assert_eq!(l.broker_unacked(), 0);
+        consistent(&l);
+    }
+
+    #[test]
+    fn auto_ack_tasks_pile_up_as_backlog_not_unacked() {
+        let mut l = Ledger::default();
+        for id in 1..=3 {
+            l.published(id);
+            l.delivered(id, 2, false, false);
+        }
+        l.started(1, 2);
+        let t = l.totals();
+        assert_eq!((t.backlog, t.in_process, t.unacked), (2, 1, 0));
+        assert_eq!(l.held_by(2), Held { unacked: 0, backlog: 2, waiting: 2 });
+        assert_eq!(l.held_by(0), Held::default());
+        assert_eq!(l.broker_unacked(), 0);
+        consistent(&l);
+    }
+
+    #[test]
+    fn requeue_and_redelivery_are_counted_and_totals_still_add_up() {
+        let mut l = Ledger::default();
+        l.published(7);
+        l.delivered(7, 0, true, false);
+        l.started(7, 0);
+        assert!(l.requeued(7, 0));
+        assert!(!l.requeued(7, 0), "not held any more");
+        assert_eq!(l.place(7), Some(Place::AtBroker));
+        l.delivered(7, 1, true, true);
+        l.started(7, 1);
+        l.done(7);
+        let t = l.totals();
+        assert_eq!((t.done, t.redelivered, t.lost), (1, 1, 0));
+        consistent(&l);
+    }
+
+    #[test]
+    fn a_redelivery_that_overtakes_the_requeue_report_moves_the_task() {
+        let mut l = Ledger::default();
+        l.published(3);
+        l.delivered(3, 0, true, false);
+        l.started(3, 0);
+        // C2 gets it redelivered before C1's "requeued" arrives.
+        assert_eq!(l.delivered(3, 1, true, true), Some(0));
+        assert_eq!(l.place(3), Some(Place::Unacked(1)));
+        assert!(!l.requeued(3, 0), "the late report is ignored");
+        assert_eq!(l.place(3), Some(Place::Unacked(1)));
+        assert_eq!(l.broker_unacked(), 1);
+        consistent(&l);
+    }
+
+    #[test]
+    fn lost_tasks_keep_their_reason() {
+        let mut l = Ledger::default();
+        l.published(1);
+        l.delivered(1, 0, false, false);
+        assert!(!l.lost(1, 5, LossReason::KilledUnderAutoAck), "C6 never held it");
+        assert!(l.lost(1, 0, LossReason::KilledUnderAutoAck));
+        assert_eq!(l.lost_by_reason().get(&LossReason::KilledUnderAutoAck), Some(&1));
+        consistent(&l);
+    }
+
+    #[test]
+    fn contradictions_are_recorded_not_panicked_on() {
+        let mut l = Ledger::default();
+        l.delivered(99, 0, true, false);
+        l.done(5);
+        l.published(1);
+        l.published(1);
+        assert_eq!(l.anomalies().len(), 3);
+        assert_eq!(l.totals().published, 1);
+        consistent(&l);
+    }
+}

@@ -1,0 +1,763 @@
+//! The application state and its update function: plain synchronous Rust, no terminal, no
+//! network. Keys become [`Action`]s, the workload reports [`Event`]s, and [`App::update`] turns
+//! both into new state plus at most one [`Command`] for the workload.
+
+pub mod ledger;
+pub mod settings;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub use ledger::{Held, Ledger, LossReason, Place, Totals};
+pub use settings::{Dispatch, Mode};
+use stats::{Meter, Trail};
+
+/// Task sequence ids, starting at 1, assigned by the producer.
+pub type TaskId = u64;
+/// Consumers are numbered from 0 in creation order and never renumbered; shown as C1, C2, ...
+pub type ConsumerId = usize;
+/// A batch is tasks published together (one key press, or a headless run).
+pub type BatchId = u64;
+
+/// How many processed ids each consumer pane remembers for its trail.
+const TRAIL_LEN: usize = 48;
+/// How many finished batches the distribution pane lists.
+const BATCHES_SHOWN: usize = 4;
+/// How long the broker must look empty before tasks it should hold count as lost.
+const MISSING_AFTER: Duration = Duration::from_secs(2);
+/// How long an error banner stays up.
+const BANNER_FOR: Duration = Duration::from_secs(15);
+
+/// What the broker told us about itself in connection.start, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub product: String,
+    pub version: String,
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+}
+
+impl BrokerInfo {
+    /// `host:port`, plus `/vhost` unless it is the default `/`; never with credentials.
+    pub fn endpoint(&self) -> String {
+        if self.vhost == "/" {
+            format!("{}:{}", self.host, self.port)
+        } else {
+            format!("{}:{}/{}", self.host, self.port, self.vhost)
+        }
+    }
+}
+
+/// Reports from the workload (producer, consumers, queue monitor).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Connected(BrokerInfo),
+    /// The producer's connection dropped; the workload is reconnecting.
+    ConnectionLost {
+        reason: String,
+    },
+    Published {
+        id: TaskId,
+        batch: Option<BatchId>,
+    },
+    Confirmed {
+        id: TaskId,
+    },
+    /// The broker nacked the publish, or it could not be sent.
+    PublishFailed {
+        id: TaskId,
+        reason: String,
+    },
+    QueueStats {
+        ready: u32,
+        consumers: u32,
+    },
+    /// The consumer is registered at the broker and taking work.
+    ConsumerReady {
+        consumer: ConsumerId,
+    },
+    /// The consumer lost its connection and will try again.
+    ConsumerReconnecting {
+        consumer: ConsumerId,
+        reason: String,
+    },
+    Delivered {
+        consumer: ConsumerId,
+        id: TaskId,
+        manual_ack: bool,
+        redelivered: bool,
+    },
+    Started {
+        consumer: ConsumerId,
+        id: TaskId,
+    },
+    /// Processed, and acked if it was a manual-ack delivery.
+    Processed {
+        consumer: ConsumerId,
+        id: TaskId,
+        acked: bool,
+    },
+    /// These tasks are back at the broker (channel closed with them unacked, or nacked).
+    Requeued {
+        consumer: ConsumerId,
+        ids: Vec<TaskId>,
+    },
+    Lost {
+        consumer: ConsumerId,
+        ids: Vec<TaskId>,
+        reason: LossReason,
+    },
+    /// The consumer has finished for good: removed gracefully or killed.
+    ConsumerGone {
+        consumer: ConsumerId,
+        killed: bool,
+    },
+    /// All consumers now consume with these settings.
+    DispatchApplied(Dispatch),
+    /// Something failed that the user should know about; shown as a banner.
+    Error(String),
+}
+
+/// What the user asked for (from keys or mouse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PublishOne,
+    PublishBurst,
+    BurstUp,
+    BurstDown,
+    ToggleStream,
+    RateUp,
+    RateDown,
+    ToggleMode,
+    PrefetchUp,
+    PrefetchDown,
+    SelectNext,
+    SelectPrev,
+    /// Select by position among the visible consumer panes (mouse).
+    SelectVisible(usize),
+    DelayUp,
+    DelayDown,
+    AddConsumer,
+    RemoveConsumer,
+    KillConsumer,
+    ToggleHelp,
+    Quit,
+}
+
+/// What the app asks of the workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Publish {
+        count: u32,
+        batch: BatchId,
+    },
+    /// Publish continuously at this many tasks per second; `None` stops.
+    Stream {
+        per_second: Option<u32>,
+    },
+    SetDispatch(Dispatch),
+    SetDelay {
+        consumer: ConsumerId,
+        delay: Duration,
+    },
+    AddConsumer {
+        consumer: ConsumerId,
+        delay: Duration,
+    },
+    RemoveConsumer {
+        consumer: ConsumerId,
+    },
+    KillConsumer {
+        consumer: ConsumerId,
+    },
+    Quit,
+}
+
+/// Everything `update` accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Action(Action),
+    Event(Event),
+    /// Called every frame; rolls the per-second meters and animates progress.
+    Tick,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerStatus {
+    /// Connecting and registering at the broker.
+    Starting,
+    /// Registered and taking work (idle or working: see `current`).
+    Consuming,
+    /// Cancelled to re-register with new dispatch settings.
+    Switching,
+    Reconnecting,
+    /// Removed by the user: no new work, finishing or returning what it holds.
+    Leaving,
+    /// Killed: crashed without acking.
+    Crashed,
+    /// Left gracefully; kept only for the distribution chart.
+    Removed,
+}
+
+/// The task a consumer is working on now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Working {
+    pub id: TaskId,
+    pub since: Instant,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    pub id: ConsumerId,
+    pub delay: Duration,
+    pub status: ConsumerStatus,
+    pub status_note: Option<String>,
+    pub received: u64,
+    pub redelivered: u64,
+    pub processed: Meter,
+    pub acked: u64,
+    pub lost: u64,
+    pub working: Option<Working>,
+    pub trail: Trail<TaskId>,
+    /// Every processed id in order; kept only when asked (headless), as it grows without bound.
+    pub history: Option<Vec<TaskId>>,
+}
+
+impl Consumer {
+    fn new(id: ConsumerId, delay: Duration, keep_history: bool) -> Self {
+        Self {
+            id,
+            delay,
+            status: ConsumerStatus::Starting,
+            status_note: None,
+            received: 0,
+            redelivered: 0,
+            processed: Meter::default(),
+            acked: 0,
+            lost: 0,
+            working: None,
+            trail: Trail::new(TRAIL_LEN),
+            history: keep_history.then(Vec::new),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("C{}", self.id + 1)
+    }
+
+    /// Still shown as a pane (removed consumers only stay in the distribution chart).
+    pub fn visible(&self) -> bool {
+        self.status != ConsumerStatus::Removed
+    }
+
+    /// Can still be told to do things (not crashed, not gone, not already leaving).
+    pub fn alive(&self) -> bool {
+        !matches!(self.status, ConsumerStatus::Crashed | ConsumerStatus::Removed | ConsumerStatus::Leaving)
+    }
+
+    /// Fraction of the current task done, for the progress bar.
+    pub fn progress(&self, now: Instant) -> Option<f64> {
+        let w = self.working?;
+        if w.delay.is_zero() {
+            return Some(1.0);
+        }
+        Some((now.saturating_duration_since(w.since).as_secs_f64() / w.delay.as_secs_f64()).min(1.0))
+    }
+}
+
+/// Tasks published together, and how long until all were processed.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: BatchId,
+    pub size: u32,
+    pub dispatch: Dispatch,
+    pub started: Instant,
+    pub outstanding: u32,
+    pub finished: Option<Instant>,
+}
+
+impl Batch {
+    pub fn makespan(&self) -> Option<Duration> {
+        Some(self.finished?.saturating_duration_since(self.started))
+    }
+}
+
+/// The producer's settings and counts.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    pub burst: u32,
+    pub rate: u32,
+    pub streaming: bool,
+    pub published: Meter,
+    pub confirmed: u64,
+    pub recent: Trail<TaskId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub text: String,
+    pub since: Instant,
+}
+
+/// Start-up values for the app, from the checked CLI config.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub queue: String,
+    pub delays: Vec<Duration>,
+    pub dispatch: Dispatch,
+    pub burst: u32,
+    pub rate: u32,
+    /// Keep every consumer's full processing order (headless JSON needs it).
+    pub keep_history: bool,
+}
+
+pub struct App {
+    pub queue: String,
+    pub broker: Option<BrokerInfo>,
+    pub connected: bool,
+    /// What the user asked for; `applied` is what the consumers run with now.
+    pub dispatch: Dispatch,
+    pub applied: Dispatch,
+    pub producer: Producer,
+    pub consumers: Vec<Consumer>,
+    /// Index into `consumers` (always a visible one when any is visible).
+    pub selected: usize,
+    pub ledger: Ledger,
+    pub delivered: Meter,
+    pub acked: Meter,
+    pub queue_ready: Option<u32>,
+    pub queue_consumers: Option<u32>,
+    pub batches: Vec<Batch>,
+    batch_of: HashMap<TaskId, BatchId>,
+    next_batch: BatchId,
+    pub banner: Option<Banner>,
+    /// Since when the broker has looked empty while the ledger still expects tasks there,
+    /// after a reconnect (see `reconcile`).
+    missing_since: Option<Instant>,
+    reconnected: bool,
+    pub show_help: bool,
+    pub quitting: bool,
+    keep_history: bool,
+    last_sample: Instant,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+}
+
+impl App {
+    pub fn new(opts: AppOptions, now: Instant) -> Self {
+        let consumers =
+            opts.delays.iter().enumerate().map(|(i, d)| Consumer::new(i, *d, opts.keep_history)).collect();
+        Self {
+            queue: opts.queue,
+            broker: None,
+            connected: false,
+            dispatch: opts.dispatch,
+            applied: opts.dispatch,
+            producer: Producer {
+                burst: opts.burst,
+                rate: opts.rate,
+                streaming: false,
+                published: Meter::default(),
+                confirmed: 0,
+                recent: Trail::new(8),
+            },
+            consumers,
+            selected: 0,
+            ledger: Ledger::default(),
+            delivered: Meter::default(),
+            acked: Meter::default(),
+            queue_ready: None,
+            queue_consumers: None,
+            batches: Vec::new(),
+            batch_of: HashMap::new(),
+            next_batch: 1,
+            banner: None,
+            missing_since: None,
+            reconnected: false,
+            show_help: false,
+            quitting: false,
+            keep_history: opts.keep_history,
+            last_sample: now,
+            dirty: true,
+        }
+    }
+
+    pub fn update(&mut self, msg: Msg, now: Instant) -> Option<Command> {
+        match msg {
+            Msg::Action(action) => {
+                self.dirty = true;
+                self.on_action(action, now)
+            }
+            Msg::Event(event) => {
+                // The queue depth is polled twice a second: an unchanged answer is no reason
+                // to redraw, so an idle warren stays idle.
+                let unchanged = matches!(&event, Event::QueueStats { ready, consumers }
+                    if self.queue_ready == Some(*ready) && self.queue_consumers == Some(*consumers));
+                self.dirty |= !unchanged;
+                self.on_event(event, now);
+                None
+            }
+            Msg::Tick => {
+                self.on_tick(now);
+                None
+            }
+        }
+    }
+
+    /// Start a batch of `count` tasks (used by keys and by headless runs).
+    pub fn start_batch(&mut self, count: u32, now: Instant) -> Command {
+        let id = self.next_batch;
+        self.next_batch += 1;
+        self.batches.push(Batch {
+            id,
+            size: count,
+            dispatch: self.applied,
+            started: now,
+            outstanding: count,
+            finished: None,
+        });
+        // Keep only the recent batches: the screen shows a handful.
+        if self.batches.len() > 64 {
+            self.batches.remove(0);
+        }
+        Command::Publish { count, batch: id }
+    }
+
+    pub fn selected_consumer(&self) -> Option<&Consumer> {
+        self.consumers.get(self.selected).filter(|c| c.visible())
+    }
+
+    pub fn visible_consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.consumers.iter().filter(|c| c.visible())
+    }
+
+    /// All published tasks are done or lost.
+    pub fn settled(&self) -> bool {
+        let t = self.ledger.totals();
+        t.done + t.lost == t.published
+    }
+
+    pub fn total_processed(&self) -> u64 {
+        self.consumers.iter().map(|c| c.processed.total()).sum()
+    }
+
+    /// Finished batches, newest first.
+    pub fn recent_batches(&self) -> impl Iterator<Item = &Batch> {
+        self.batches.iter().rev().take(BATCHES_SHOWN)
+    }
+
+    fn on_action(&mut self, action: Action, now: Instant) -> Option<Command> {
+        use Action::*;
+        if self.show_help {
+            // Any key (Esc and q too) closes the help overlay and does nothing else: safe in
+            // front of an audience, and nobody quits by trying to close the help.
+            self.show_help = false;
+            return None;
+        }
+        match action {
+            PublishOne => return Some(self.start_batch(1, now)),
+            PublishBurst => return Some(self.start_batch(self.producer.burst, now)),
+            BurstUp => self.producer.burst = settings::step_up(settings::BURSTS, self.producer.burst),
+            BurstDown => self.producer.burst = settings::step_down(settings::BURSTS, self.producer.burst),
+            ToggleStream => {
+                self.producer.streaming = !self.producer.streaming;
+                return Some(self.stream_command());
+            }
+            RateUp | RateDown => {
+                let steps = settings::RATES;
+                self.producer.rate = if action == RateUp {
+                    settings::step_up(steps, self.producer.rate)
+                } else {
+                    settings::step_down(steps, self.producer.rate)
+                };
+                if self.producer.streaming {
+                    return Some(self.stream_command());
+                }
+            }
+            ToggleMode => {
+                self.dispatch.mode = self.dispatch.mode.toggled();
+                return Some(self.switch_dispatch());
+            }
+            PrefetchUp | PrefetchDown => {
+                self.dispatch.prefetch = if action == PrefetchUp {
+                    settings::prefetch_up(self.dispatch.prefetch)
+                } else {
+                    settings::prefetch_down(self.dispatch.prefetch)
+                };
+                // Prefetch means nothing to auto-ack consumers: keep it for the next switch.
+                if self.dispatch.mode == Mode::Fair {
+                    return Some(self.switch_dispatch());
+                }
+            }
+            SelectNext => self.select_step(1),
+            SelectPrev => self.select_step(-1),
+            SelectVisible(pos) => {
+                if let Some((idx, _)) =
+                    self.consumers.iter().enumerate().filter(|(_, c)| c.visible()).nth(pos)
+                {
+                    self.selected = idx;
+                }
+            }
+            DelayUp | DelayDown => {
+                let c = self.consumers.get_mut(self.selected).filter(|c| c.alive())?;
+                c.delay = if action == DelayUp {
+                    settings::delay_up(c.delay)
+                } else {
+                    settings::delay_down(c.delay)
+                };
+                return Some(Command::SetDelay { consumer: c.id, delay: c.delay });
+            }
+            AddConsumer => {
+                let id = self.consumers.len();
+                let delay = self
+                    .selected_consumer()
+                    .or(self.consumers.last())
+                    .map_or(Duration::from_secs(1), |c| c.delay);
+                self.consumers.push(Consumer::new(id, delay, self.keep_history));
+                self.selected = id;
+                return Some(Command::AddConsumer { consumer: id, delay });
+            }
+            RemoveConsumer | KillConsumer => {
+                let c = self.consumers.get_mut(self.selected).filter(|c| c.alive())?;
+                let consumer = c.id;
+                if action == RemoveConsumer {
+                    c.status = ConsumerStatus::Leaving;
+                    return Some(Command::RemoveConsumer { consumer });
+                }
+                c.status = ConsumerStatus::Crashed;
+                return Some(Command::KillConsumer { consumer });
+            }
+            ToggleHelp => self.show_help = !self.show_help,
+            Quit => {
+                self.quitting = true;
+                return Some(Command::Quit);
+            }
+        }
+        None
+    }
+
+    /// Every live consumer re-registers (cancel, qos, consume) with the requested settings.
+    fn switch_dispatch(&mut self) -> Command {
+        for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Consuming) {
+            c.status = ConsumerStatus::Switching;
+        }
+        Command::SetDispatch(self.dispatch)
+    }
+
+    fn stream_command(&self) -> Command {
+        Command::Stream { per_second: self.producer.streaming.then_some(self.producer.rate) }
+    }
+
+    fn select_step(&mut self, step: isize) {
+        let visible: Vec<usize> =
+            self.consumers.iter().enumerate().filter(|(_, c)| c.visible()).map(|(i, _)| i).collect();
+        if visible.is_empty() {
+            return;
+        }
+        let pos = visible.iter().position(|&i| i == self.selected).unwrap_or(0) as isize;
+        let next = (pos + step).rem_euclid(visible.len() as isize) as usize;
+        self.selected = visible[next];
+    }
+
+    fn consumer(&mut self, id: ConsumerId) -> Option<&mut Consumer> {
+        self.consumers.get_mut(id)
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Connected(info) => {
+                self.broker = Some(info);
+                self.connected = true;
+                self.banner = None;
+            }
+            Event::ConnectionLost { reason } => {
+                self.connected = false;
+                self.reconnected = true;
+                self.set_banner(format!("connection lost: {reason}; reconnecting"), now);
+            }
+            Event::Published { id, batch } => {
+                self.ledger.published(id);
+                self.producer.published.add(1);
+                self.producer.recent.push(id);
+                if let Some(batch) = batch {
+                    self.batch_of.insert(id, batch);
+                }
+            }
+            Event::Confirmed { .. } => self.producer.confirmed += 1,
+            Event::PublishFailed { id, reason } => {
+                self.ledger.lost_unheld(id, LossReason::PublishFailed);
+                self.task_settled(id, now);
+                self.set_banner(format!("task #{id} was not published: {reason}"), now);
+            }
+            Event::QueueStats { ready, consumers } => {
+                self.queue_ready = Some(ready);
+                self.queue_consumers = Some(consumers);
+                self.reconcile(now);
+            }
+            Event::ConsumerReady { consumer } => {
+                if let Some(c) = self.consumer(consumer)
+                    && c.alive()
+                {
+                    c.status = ConsumerStatus::Consuming;
+                    c.status_note = None;
+                }
+            }
+            Event::ConsumerReconnecting { consumer, reason } => {
+                if let Some(c) = self.consumer(consumer)
+                    && c.alive()
+                {
+                    c.status = ConsumerStatus::Reconnecting;
+                    c.status_note = Some(reason);
+                }
+            }
+            Event::Delivered { consumer, id, manual_ack, redelivered } => {
+                if let Some(previous) = self.ledger.delivered(id, consumer, manual_ack, redelivered) {
+                    self.release(previous, &[id]);
+                }
+                self.delivered.add(1);
+                if let Some(c) = self.consumer(consumer) {
+                    c.received += 1;
+                    c.redelivered += u64::from(redelivered);
+                }
+            }
+            Event::Started { consumer, id } => {
+                self.ledger.started(id, consumer);
+                if let Some(c) = self.consumer(consumer) {
+                    c.working = Some(Working { id, since: now, delay: c.delay });
+                }
+            }
+            Event::Processed { consumer, id, acked } => {
+                self.ledger.done(id);
+                if acked {
+                    self.acked.add(1);
+                }
+                if let Some(c) = self.consumer(consumer) {
+                    c.working = None;
+                    c.processed.add(1);
+                    c.acked += u64::from(acked);
+                    c.trail.push(id);
+                    if let Some(h) = &mut c.history {
+                        h.push(id);
+                    }
+                }
+                self.task_settled(id, now);
+            }
+            Event::Requeued { consumer, ids } => {
+                let moved: Vec<TaskId> =
+                    ids.into_iter().filter(|&id| self.ledger.requeued(id, consumer)).collect();
+                self.release(consumer, &moved);
+            }
+            Event::Lost { consumer, ids, reason } => {
+                let lost: Vec<TaskId> =
+                    ids.into_iter().filter(|&id| self.ledger.lost(id, consumer, reason)).collect();
+                for &id in &lost {
+                    self.task_settled(id, now);
+                }
+                self.release(consumer, &lost);
+                if let Some(c) = self.consumer(consumer) {
+                    c.lost += lost.len() as u64;
+                }
+            }
+            Event::ConsumerGone { consumer, killed } => {
+                if let Some(c) = self.consumer(consumer) {
+                    c.status = if killed { ConsumerStatus::Crashed } else { ConsumerStatus::Removed };
+                    c.working = None;
+                }
+                if !killed && self.selected == consumer {
+                    self.select_step(1);
+                }
+            }
+            Event::DispatchApplied(d) => {
+                self.applied = d;
+                for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Switching) {
+                    c.status = ConsumerStatus::Consuming;
+                }
+            }
+            Event::Error(text) => self.set_banner(text, now),
+        }
+    }
+
+    /// A consumer no longer holds these tasks (they went back to the broker or were lost);
+    /// the ledger already moved them, the pane must stop showing one as in progress.
+    fn release(&mut self, consumer: ConsumerId, ids: &[TaskId]) {
+        if let Some(c) = self.consumer(consumer)
+            && c.working.is_some_and(|w| ids.contains(&w.id))
+        {
+            c.working = None;
+        }
+    }
+
+    fn task_settled(&mut self, id: TaskId, now: Instant) {
+        let Some(batch_id) = self.batch_of.remove(&id) else { return };
+        if let Some(b) = self.batches.iter_mut().find(|b| b.id == batch_id) {
+            b.outstanding = b.outstanding.saturating_sub(1);
+            if b.outstanding == 0 {
+                b.finished = Some(now);
+            }
+        }
+    }
+
+    /// After a reconnect, tasks the ledger places at the broker may be gone: a restarted broker
+    /// forgets a non-durable queue, and publishes in flight may never have arrived. When the
+    /// broker reports an empty queue and no consumer holds anything, for long enough that no
+    /// delivery can still be on its way, those tasks are declared lost rather than waited for.
+    fn reconcile(&mut self, now: Instant) {
+        let t = self.ledger.totals();
+        let broker_empty = self.queue_ready == Some(0) && self.connected;
+        let nothing_held = t.unacked + t.backlog + t.in_process == 0;
+        if !(self.reconnected && broker_empty && nothing_held && t.at_broker > 0) {
+            self.missing_since = None;
+            return;
+        }
+        let since = *self.missing_since.get_or_insert(now);
+        if now.duration_since(since) < MISSING_AFTER {
+            return;
+        }
+        let ids = self.ledger.at_broker_ids();
+        for &id in &ids {
+            self.ledger.lost_unheld(id, LossReason::MissingAfterReconnect);
+            self.task_settled(id, now);
+        }
+        self.missing_since = None;
+        self.set_banner(
+            format!(
+                "{} tasks were not at the broker after reconnecting (non-durable queue or \
+                 unconfirmed publishes): counted as lost",
+                ids.len()
+            ),
+            now,
+        );
+    }
+
+    fn set_banner(&mut self, text: String, now: Instant) {
+        self.banner = Some(Banner { text, since: now });
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        // Progress bars move while anyone works.
+        if self.consumers.iter().any(|c| c.working.is_some()) {
+            self.dirty = true;
+        }
+        if self.banner.as_ref().is_some_and(|b| now.duration_since(b.since) > BANNER_FOR) {
+            self.banner = None;
+            self.dirty = true;
+        }
+        // Whole seconds only, and catch up if frames were skipped.
+        while now.duration_since(self.last_sample) >= Duration::from_secs(1) {
+            self.last_sample += Duration::from_secs(1);
+            self.producer.published.sample();
+            self.delivered.sample();
+            self.acked.sample();
+            for c in &mut self.consumers {
+                c.processed.sample();
+            }
+            self.dirty = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! Command-line flags, checked once and turned into a [`Config`] the rest of warren trusts.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use lapin::uri::AMQPUri;
+
+use crate::app::{Dispatch, Mode};
+
+pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// warren: watch a RabbitMQ work queue dispatch tasks to consumers, live.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, about, long_about = None)]
+pub struct Cli {
+    /// AMQP URI of the broker (credentials are never shown on screen).
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+
+    /// Name of the task queue to declare and use.
+    #[arg(long, default_value = "warren.tasks")]
+    pub queue: String,
+
+    /// Declare the queue non-durable and publish non-persistent tasks.
+    #[arg(long)]
+    pub transient: bool,
+
+    /// How many consumers to start.
+    #[arg(long, default_value_t = 3)]
+    pub consumers: usize,
+
+    /// Processing time per task, one per consumer, comma-separated; the last one repeats.
+    #[arg(long, default_value = "1s,10s,15s")]
+    pub delay: String,
+
+    /// Dispatch mode: rr (auto-ack round-robin) or fair (manual ack + prefetch).
+    #[arg(long, value_enum, default_value_t = ModeArg::Rr)]
+    pub mode: ModeArg,
+
+    /// Unacked tasks allowed per consumer in fair mode (0 = unlimited).
+    #[arg(long, default_value_t = 1)]
+    pub prefetch: u16,
+
+    /// Tasks published by one burst (the b key).
+    #[arg(long, default_value_t = 10)]
+    pub burst: u32,
+
+    /// Tasks per second of the continuous stream (the r key).
+    #[arg(long, default_value_t = 5)]
+    pub rate: u32,
+
+    /// Run without a terminal UI: publish --publish tasks, wait, print a summary.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Headless: how many tasks to publish.
+    #[arg(long, requires = "headless")]
+    pub publish: Option<u32>,
+
+    /// Headless: print one JSON object instead of a table.
+    #[arg(long, requires = "headless")]
+    pub json: bool,
+
+    /// Headless: give up after this long (exit code 2).
+    #[arg(long, requires = "headless", default_value = "10m")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Auto-ack round-robin.
+    Rr,
+    /// Manual ack with prefetch: fair dispatch.
+    Fair,
+}
+
+/// Everything warren needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub url: String,
+    pub uri: AMQPUri,
+    pub queue: String,
+    pub durable: bool,
+    pub delays: Vec<Duration>,
+    pub dispatch: Dispatch,
+    pub burst: u32,
+    pub rate: u32,
+    pub headless: Option<Headless>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Headless {
+    pub publish: u32,
+    pub json: bool,
+    pub timeout: Duration,
+}
+
+/// The most consumers one warren drives; more would not be visible or meaningful.
+pub const MAX_CONSUMERS: usize = 64;
+const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+impl Cli {
+    /// Check every value; the error is one line that says what to change.
+    pub fn into_config(self) -> Result<Config, String> {
+        let uri = parse_url(&self.url)?;
+        if self.consumers == 0 || self.consumers > MAX_CONSUMERS {
+            return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
+        }
+        let delays = parse_delays(&self.delay, self.consumers)?;
+        if self.queue.is_empty() || self.queue.len() > 255 || self.queue.starts_with("amq.") {
+            return Err(format!(
+                "--queue '{}' is not usable: give 1 to 255 bytes, not starting with 'amq.' (reserved)",
+                self.queue
+            ));
+        }
+        if self.burst == 0 || self.burst > 100_000 {
+            return Err(format!("--burst {} is out of range: give 1 to 100000", self.burst));
+        }
+        if self.rate == 0 || self.rate > 100_000 {
+            return Err(format!("--rate {} is out of range: give 1 to 100000 tasks/s", self.rate));
+        }
+        let headless = if self.headless {
+            let publish = self
+                .publish
+                .ok_or("--headless needs --publish N: how many tasks to publish before the summary")?;
+            let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
+                format!("--timeout '{}' is not a duration ({e}): try 30s or 5m", self.timeout)
+            })?;
+            if timeout.is_zero() {
+                return Err("--timeout must be longer than 0s".into());
+            }
+            Some(Headless { publish, json: self.json, timeout })
+        } else {
+            None
+        };
+        Ok(Config {
+            url: self.url,
+            uri,
+            queue: self.queue,
+            durable: !self.transient,
+            delays,
+            dispatch: Dispatch {
+                mode: match self.mode {
+                    ModeArg::Rr => Mode::RoundRobin,
+                    ModeArg::Fair => Mode::Fair,
+                },
+                prefetch: self.prefetch,
+            },
+            burst: self.burst,
+            rate: self.rate,
+            headless,
+        })
+    }
+}
+
+/// Parse an AMQP URI; the error names the URL without its password.
+pub fn parse_url(url: &str) -> Result<AMQPUri, String> {
+    let shown = redact(url);
+    let uri: AMQPUri = url.parse().map_err(|e: String| {
+        format!("invalid --url '{shown}': {e}; expected amqp://user:password@host:5672/vhost")
+    })?;
+    if uri.scheme == lapin::uri::AMQPScheme::AMQPS && !cfg!(feature = "tls") {
+        return Err(format!(
+            "--url '{shown}' uses amqps://, but this warren was built without TLS: \
+             rebuild with `cargo build --release --features tls`, or use amqp://"
+        ));
+    }
+    if uri.authority.host.is_empty() {
+        return Err(format!(
+            "invalid --url '{shown}': no host; expected amqp://user:password@host:5672/vhost"
+        ));
+    }
+    Ok(uri)
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, tail) = match rest.rfind('@') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{tail}"),
+        None => url.to_string(),
+    }
+}
+
+/// `1s,10s,15s` for 5 consumers gives 1s,10s,15s,15s,15s; surplus entries are an error.
+pub fn parse_delays(list: &str, consumers: usize) -> Result<Vec<Duration>, String> {
+    let mut given = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        let d = humantime::parse_duration(part).map_err(|e| {
+            format!("--delay '{part}' is not a duration ({e}): use values like 500ms, 1s, 2m")
+        })?;
+        if d > MAX_DELAY {
+            return Err(format!("--delay '{part}' is longer than the 1h maximum"));
+        }
+        given.push(d);
+    }
+    if given.len() > consumers {
+        return Err(format!(
+            "--delay lists {} durations but there are only {consumers} consumers: \
+             give at most one per consumer, or raise --consumers",
+            given.len()
+        ));
+    }
+    let last = *given.last().expect("split yields at least one part");
+    given.resize(consumers, last);
+    Ok(given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["warren"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.into_config()
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = cli(&[]).unwrap();
+        assert_eq!(c.queue, "warren.tasks");
+        assert!(c.durable);
+        assert_eq!(c.delays, [1, 10, 15].map(Duration::from_secs));
+        assert_eq!(c.dispatch, Dispatch { mode: Mode::RoundRobin, prefetch: 1 });
+        assert_eq!(c.uri.authority.port, 5672);
+        assert!(c.headless.is_none());
+    }
+
+    #[test]
+    fn the_last_delay_repeats() {
+        let c = cli(&["--consumers", "5", "--delay", "20ms, 200ms"]).unwrap();
+        let ms: Vec<u128> = c.delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [20, 200, 200, 200, 200]);
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--consumers", "0"], "give 1 to 64"),
+            (&["--delay", "fast"], "use values like 500ms"),
+            (&["--delay", "1s,2s,3s,4s"], "only 3 consumers"),
+            (&["--url", "http://x"], "expected amqp://"),
+            (&["--url", "amqp://guest:s3cret@"], "host"),
+            (&["--queue", "amq.foo"], "reserved"),
+            (&["--headless"], "needs --publish"),
+            (&["--headless", "--publish", "3", "--timeout", "soon"], "not a duration"),
+            (&["--json"], "--headless"),
+            (&["--mode", "random"], "possible values"),
+            (&["--prefetch", "-1"], "unexpected argument"),
+        ];
+        for (args, want) in cases {
+            let err = cli(args).expect_err(&format!("{args:?} should fail"));
+            assert!(err.contains(want), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_appear_in_messages() {
+        let err = cli(&["--url", "amqp://bob:hunter2@host:notaport/"]).unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("bob:***@host"), "{err}");
+    }
+
+    #[test]
+    fn headless_flags_are_checked() {
+        let c = cli(&["--headless", "--publish", "9", "--json", "--timeout", "30s"]).unwrap();
+        let h = c.headless.unwrap();
+        assert_eq!((h.publish, h.json, h.timeout), (9, true, Duration::from_secs(30)));
+    }
+}

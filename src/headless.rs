@@ -1,0 +1,278 @@
+//! The same run without a terminal: start the consumers, publish N tasks, wait until every one
+//! is processed, print a summary table or one JSON object. [`Driver`] is also what the
+//! integration tests use to steer a real workload step by step.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::app::{Action, App, AppOptions, ConsumerStatus, Event, Mode, Msg};
+use crate::cli::Config;
+use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
+
+/// An App wired to a running workload, without a terminal.
+pub struct Driver {
+    pub app: App,
+    pub notes: StartNotes,
+    engine: Engine,
+    events: mpsc::Receiver<Event>,
+    buf: Vec<Event>,
+}
+
+impl Driver {
+    /// Connect and start the consumers; returns once every consumer is registered (or failed
+    /// to, in which case it keeps retrying on its own).
+    pub async fn start(cfg: &Config, keep_history: bool) -> Result<Self, String> {
+        let (tx, events) = mpsc::channel(EVENT_CAPACITY);
+        let (engine, info, notes) = Engine::start(workload_config(cfg), tx).await?;
+        let now = Instant::now();
+        let mut app = App::new(app_options(cfg, keep_history), now);
+        app.update(Msg::Event(Event::Connected(info)), now);
+        let mut driver = Driver { app, notes, engine, events, buf: Vec::with_capacity(1024) };
+        driver
+            .wait_until(Duration::from_secs(30), |app| {
+                app.consumers.iter().all(|c| c.status != ConsumerStatus::Starting)
+            })
+            .await;
+        Ok(driver)
+    }
+
+    /// Apply an action as if the user pressed its key.
+    pub fn act(&mut self, action: Action) {
+        if let Some(cmd) = self.app.update(Msg::Action(action), Instant::now()) {
+            self.engine.send(cmd);
+        }
+    }
+
+    /// Publish a batch of `count` tasks.
+    pub fn publish(&mut self, count: u32) {
+        let cmd = self.app.start_batch(count, Instant::now());
+        self.engine.send(cmd);
+    }
+
+    /// Feed events to the app until `done(&app)` holds; false on timeout. Checks after every
+    /// event, so the caller sees the exact state in which the condition first became true.
+    pub async fn wait_until(&mut self, timeout: Duration, done: impl Fn(&App) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.app.update(Msg::Tick, Instant::now());
+            if done(&self.app) {
+                return true;
+            }
+            if let Some(ev) = self.buf.pop() {
+                self.app.update(Msg::Event(ev), Instant::now());
+                continue;
+            }
+            let got = tokio::select! {
+                n = self.events.recv_many(&mut self.buf, 1024) => n,
+                () = tokio::time::sleep_until(deadline) => return done(&self.app),
+                // Wake now and then so time-based state (per-second meters) moves on.
+                () = tokio::time::sleep(Duration::from_millis(250)) => continue,
+            };
+            if got == 0 {
+                return done(&self.app);
+            }
+            // recv_many appends in arrival order; pop() takes from the back, so reverse.
+            self.buf.reverse();
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+    }
+}
+
+pub fn workload_config(cfg: &Config) -> WorkloadConfig {
+    WorkloadConfig {
+        uri: cfg.uri.clone(),
+        queue: cfg.queue.clone(),
+        durable: cfg.durable,
+        delays: cfg.delays.clone(),
+        dispatch: cfg.dispatch,
+    }
+}
+
+pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
+    AppOptions {
+        queue: cfg.queue.clone(),
+        delays: cfg.delays.clone(),
+        dispatch: cfg.dispatch,
+        burst: cfg.burst,
+        rate: cfg.rate,
+        keep_history,
+    }
+}
+
+/// The JSON document `--headless --json` prints; field names are a public interface.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub broker: BrokerSummary,
+    pub mode: Mode,
+    pub prefetch: u16,
+    pub published: u64,
+    pub confirmed: u64,
+    pub processed: u64,
+    pub lost: u64,
+    /// Why tasks were lost, e.g. {"consumer killed under auto-ack": 3}.
+    pub lost_reasons: std::collections::BTreeMap<String, u64>,
+    pub redelivered: u64,
+    pub makespan_ms: u64,
+    pub consumers: Vec<ConsumerSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerSummary {
+    pub product: String,
+    pub version: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerSummary {
+    pub name: String,
+    pub delay_ms: u64,
+    pub processed: u64,
+    pub tasks: Vec<u64>,
+}
+
+impl Summary {
+    pub fn of(app: &App) -> Self {
+        let t = app.ledger.totals();
+        let broker = app.broker.clone().map_or(
+            BrokerSummary { product: "unknown".into(), version: "unknown".into(), endpoint: String::new() },
+            |b| BrokerSummary { endpoint: b.endpoint(), product: b.product, version: b.version },
+        );
+        let makespan = app.batches.last().and_then(|b| b.makespan()).unwrap_or_default();
+        Summary {
+            broker,
+            mode: app.applied.mode,
+            prefetch: app.applied.prefetch,
+            published: t.published,
+            confirmed: app.producer.confirmed,
+            processed: t.done,
+            lost: t.lost,
+            lost_reasons: app
+                .ledger
+                .lost_by_reason()
+                .iter()
+                .map(|(reason, n)| (reason.describe().to_string(), *n))
+                .collect(),
+            redelivered: t.redelivered,
+            makespan_ms: makespan.as_millis() as u64,
+            consumers: app
+                .consumers
+                .iter()
+                .map(|c| ConsumerSummary {
+                    name: c.name(),
+                    delay_ms: c.delay.as_millis() as u64,
+                    processed: c.processed.total(),
+                    tasks: c.history.clone().unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mode = match self.mode {
+            Mode::RoundRobin => "round-robin (auto-ack)".to_string(),
+            Mode::Fair if self.prefetch == 0 => "fair (manual ack, prefetch unlimited)".to_string(),
+            Mode::Fair => format!("fair (manual ack, prefetch {})", self.prefetch),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} at {} · {mode}",
+            self.broker.product, self.broker.version, self.broker.endpoint
+        );
+        let _ = writeln!(
+            out,
+            "published {}  confirmed {}  processed {}  lost {}  redelivered {}  makespan {}",
+            self.published,
+            self.confirmed,
+            self.processed,
+            self.lost,
+            self.redelivered,
+            humantime::format_duration(Duration::from_millis(self.makespan_ms))
+        );
+        for (reason, n) in &self.lost_reasons {
+            let _ = writeln!(out, "  lost {n}: {reason}");
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<8} {:>8} {:>9} {:>6}  tasks", "consumer", "delay", "processed", "share");
+        let total = self.processed.max(1);
+        for c in &self.consumers {
+            let shown: Vec<String> = c.tasks.iter().take(24).map(u64::to_string).collect();
+            let more =
+                if c.tasks.len() > 24 { format!(" … (+{})", c.tasks.len() - 24) } else { String::new() };
+            let _ = writeln!(
+                out,
+                "{:<8} {:>8} {:>9} {:>5}%  {}{}",
+                c.name,
+                humantime::format_duration(Duration::from_millis(c.delay_ms)).to_string(),
+                c.processed,
+                c.processed * 100 / total,
+                shown.join(" "),
+                more
+            );
+        }
+        out
+    }
+}
+
+/// Process exit codes of a headless run.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_TIMEOUT: u8 = 2;
+
+/// `warren --headless`: returns the exit code: 0 when every task was processed, 1 on an error
+/// or when tasks were lost, 2 on timeout.
+pub async fn run(cfg: Config) -> u8 {
+    let h = cfg.headless.clone().expect("headless config");
+    let started = Instant::now();
+    let mut driver = match Driver::start(&cfg, true).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if driver.notes.purged > 0 {
+        eprintln!("warren: purged {} leftover messages from '{}'", driver.notes.purged, cfg.queue);
+    }
+    driver.publish(h.publish);
+    let want = u64::from(h.publish);
+    let remaining = h.timeout.saturating_sub(started.elapsed());
+    let finished = driver
+        .wait_until(remaining, |app| {
+            let t = app.ledger.totals();
+            // Everything published, settled, and every publish confirmed (or known failed).
+            t.published == want && app.settled() && app.producer.confirmed + t.lost >= want
+        })
+        .await;
+    let summary = Summary::of(&driver.app);
+    driver.shutdown().await;
+    if h.json {
+        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+    } else {
+        print!("{}", summary.table());
+    }
+    if finished && summary.lost > 0 {
+        eprintln!(
+            "warren: {} of {} tasks were lost, not processed (the summary says why; see the ledger in the TUI)",
+            summary.lost, h.publish
+        );
+        EXIT_ERROR
+    } else if finished {
+        EXIT_OK
+    } else {
+        let t = summary.processed + summary.lost;
+        eprintln!(
+            "warren: timed out after {}: {t} of {} tasks settled (raise --timeout, or check the consumers' delays)",
+            humantime::format_duration(h.timeout),
+            h.publish
+        );
+        EXIT_TIMEOUT
+    }
+}

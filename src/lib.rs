@@ -1,0 +1,12 @@
+//! warren: a terminal UI that makes RabbitMQ work-queue dispatch visible.
+//!
+//! Data flows one way: key -> [`app::Action`] -> [`app::App::update`] -> [`app::Command`] ->
+//! [`workload`] -> broker -> [`app::Event`] -> `update` -> render.
+
+pub mod app;
+pub mod cli;
+pub mod headless;
+pub mod keymap;
+pub mod tui;
+pub mod ui;
+pub mod workload;

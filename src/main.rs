@@ -1,0 +1,48 @@
+//! Entry point: parse and check the flags, then run the TUI or the headless summary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use warren::cli::Cli;
+use warren::{headless, tui};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print and succeed; usage errors exit 1 (2 means timeout).
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(headless::EXIT_ERROR) } else { ExitCode::SUCCESS };
+        }
+    };
+    let cfg = match cli.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::from(headless::EXIT_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warren: cannot start the async runtime: {e}");
+            return ExitCode::from(headless::EXIT_ERROR);
+        }
+    };
+    let code = runtime.block_on(async move {
+        if cfg.headless.is_some() {
+            headless::run(cfg).await
+        } else {
+            match tui::run(cfg).await {
+                Ok(()) => headless::EXIT_OK,
+                Err(e) => {
+                    eprintln!("warren: {e}");
+                    headless::EXIT_ERROR
+                }
+            }
+        }
+    });
+    // Actors still closing connections must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    ExitCode::from(code)
+}

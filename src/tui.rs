@@ -1,0 +1,135 @@
+//! The terminal: set-up and restore, and the one event loop that ties keys, workload events
+//! and frames together.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, MouseButton, MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use tokio::sync::mpsc;
+
+use crate::app::{Action, App, Msg};
+use crate::cli::Config;
+use crate::headless::{app_options, workload_config};
+use crate::workload::{EVENT_CAPACITY, Engine};
+use crate::{keymap, ui};
+
+/// At most this many frames a second; nothing is drawn when nothing changed.
+const FRAME: Duration = Duration::from_millis(33);
+
+pub async fn run(cfg: Config) -> Result<(), String> {
+    // crossterm's EventStream panics without a terminal: check first and say what to do.
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err("no terminal here (stdin/stdout is not a TTY): run warren in a terminal, \
+                    or use --headless --publish N for scripts and CI"
+            .into());
+    }
+    // Connect before touching the terminal, so a failure prints as one plain line.
+    let (tx, mut events) = mpsc::channel(EVENT_CAPACITY);
+    let (engine, info, notes) = Engine::start(workload_config(&cfg), tx).await?;
+    let now = Instant::now();
+    let mut app = App::new(app_options(&cfg, false), now);
+    app.update(Msg::Event(crate::app::Event::Connected(info)), now);
+    if notes.purged > 0 {
+        let text =
+            format!("purged {} leftover messages of an earlier run from '{}'", notes.purged, cfg.queue);
+        app.update(Msg::Event(crate::app::Event::Error(text)), now);
+    }
+
+    let mut terminal = ratatui::init();
+    install_mouse_restoring_hook();
+    let _ = execute!(std::io::stdout(), EnableMouseCapture);
+
+    let mut keys = EventStream::new();
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut buf = Vec::with_capacity(1024);
+    let mut term_error = None;
+    let sigterm = sigterm();
+    tokio::pin!(sigterm);
+
+    while !app.quitting {
+        tokio::select! {
+            key = keys.next() => match key {
+                Some(Ok(ev)) => {
+                    let size = terminal.size().unwrap_or_default();
+                    if let Some(action) = action_for(&app, ev, size.into()) {
+                        if let Some(cmd) = app.update(Msg::Action(action), Instant::now()) {
+                            engine.send(cmd);
+                        }
+                    } else {
+                        app.dirty = true; // resize and the like: redraw
+                    }
+                }
+                Some(Err(e)) => {
+                    term_error = Some(format!("terminal input failed: {e}"));
+                    break;
+                }
+                None => break,
+            },
+            n = events.recv_many(&mut buf, 4096) => {
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for ev in buf.drain(..) {
+                    app.update(Msg::Event(ev), now);
+                }
+            }
+            _ = frame.tick() => {
+                let now = Instant::now();
+                app.update(Msg::Tick, now);
+                if app.dirty {
+                    if let Err(e) = terminal.draw(|f| ui::render(f, &app, now)) {
+                        term_error = Some(format!("drawing failed: {e}"));
+                        break;
+                    }
+                    app.dirty = false;
+                }
+            }
+            () = &mut sigterm => break,
+        }
+    }
+    // Consumers close their channels while the screen still shows them, then restore.
+    engine.shutdown().await;
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+    term_error.map_or(Ok(()), Err)
+}
+
+fn action_for(app: &App, ev: TermEvent, area: ratatui::layout::Rect) -> Option<Action> {
+    match ev {
+        TermEvent::Key(key) => keymap::action_for(key),
+        TermEvent::Mouse(m) if m.kind == MouseEventKind::Down(MouseButton::Left) => {
+            ui::consumer_at(area, app, m.column, m.row).map(Action::SelectVisible)
+        }
+        _ => None,
+    }
+}
+
+/// ratatui's hook restores the screen on panic; mouse capture must be switched off too.
+fn install_mouse_restoring_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
+}
+
+async fn sigterm() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}

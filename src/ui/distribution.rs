@@ -1,0 +1,106 @@
+//! The distribution pane: who processed what share (removed consumers too), and how long
+//! recent batches took in which mode, the numbers to compare round-robin and fair dispatch by.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Padding, Paragraph};
+
+use super::{format, theme};
+use crate::app::{App, Batch, Consumer, ConsumerStatus, Mode};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let block = Block::bordered().title(" Distribution of processed tasks ").padding(Padding::horizontal(1));
+    let width = usize::from(block.inner(area).width);
+    let mut lines = bars(app, width);
+    if app.consumers.is_empty() {
+        lines.push(Line::styled("no consumers yet", theme::LABEL));
+    }
+    let mut batches = app.recent_batches().peekable();
+    if batches.peek().is_some() {
+        lines.push(Line::default());
+        lines.push(Line::styled("recent batches", theme::LABEL));
+        lines.extend(batches.map(batch_line));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `C1 ██████▍       33%  12`, one per consumer ever started.
+fn bars(app: &App, width: usize) -> Vec<Line<'static>> {
+    let total = app.total_processed();
+    let name_w = app.consumers.iter().map(|c| c.name().len()).max().unwrap_or(2);
+    let count_w = app.consumers.iter().map(|c| c.processed.total().to_string().len()).max().unwrap_or(1);
+    let bar_w = width.saturating_sub(name_w + count_w + 7);
+    app.consumers
+        .iter()
+        .map(|c| {
+            let n = c.processed.total();
+            Line::from(vec![
+                Span::styled(format!("{:<name_w$} ", c.name()), name_style(app, c)),
+                Span::styled(bar(n, total, bar_w), theme::DONE),
+                Span::styled(format!(" {:>3}%", format::percent(n, total)), theme::VALUE),
+                Span::styled(format!(" {n:>count_w$}"), theme::LABEL),
+            ])
+        })
+        .collect()
+}
+
+fn name_style(app: &App, c: &Consumer) -> Style {
+    match c.status {
+        ConsumerStatus::Crashed => theme::ALARM,
+        ConsumerStatus::Removed => theme::MUTED,
+        _ if app.selected == c.id => theme::SELECTED,
+        _ => theme::VALUE,
+    }
+}
+
+/// A bar `width` columns long at 100%, in eighths of a column.
+fn bar(part: u64, total: u64, width: usize) -> String {
+    const PARTIAL: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    let eighths = (part * width as u64 * 8 + total / 2).checked_div(total).unwrap_or(0) as usize;
+    let mut s = "█".repeat(eighths / 8);
+    s.push_str(PARTIAL[eighths % 8]);
+    let drawn = eighths / 8 + usize::from(!eighths.is_multiple_of(8));
+    s.push_str(&" ".repeat(width.saturating_sub(drawn)));
+    s
+}
+
+/// `#3   10 tasks fair/1 took 12.3s`
+fn batch_line(b: &Batch) -> Line<'static> {
+    let mode = match b.dispatch.mode {
+        Mode::RoundRobin => b.dispatch.mode.short().to_string(),
+        Mode::Fair if b.dispatch.prefetch == 0 => format!("{}/∞", b.dispatch.mode.short()),
+        Mode::Fair => format!("{}/{}", b.dispatch.mode.short(), b.dispatch.prefetch),
+    };
+    let outcome = match b.makespan() {
+        Some(d) => Span::styled(format!("took {}", format::elapsed(d)), theme::DONE),
+        None => Span::styled(format!("running, {} left", b.outstanding), theme::WARN),
+    };
+    Line::from(vec![
+        Span::styled(format!("#{:<2} ", b.id), theme::LABEL),
+        Span::styled(format!("{:>4}", b.size), theme::VALUE),
+        Span::styled(if b.size == 1 { " task  " } else { " tasks " }, theme::LABEL),
+        Span::styled(format!("{mode:<6} "), theme::SELECTED),
+        outcome,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_total_in_eighths() {
+        for (part, total, width, want) in [
+            (0, 0, 4, "    "),
+            (1, 1, 4, "████"),
+            (1, 2, 4, "██  "),
+            (1, 3, 4, "█▍  "),
+            (1, 16, 2, "▏ "),
+            (5, 5, 0, ""),
+        ] {
+            assert_eq!(bar(part, total, width), want, "{part}/{total} in {width}");
+        }
+    }
+}

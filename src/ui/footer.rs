@@ -1,0 +1,40 @@
+//! The footer: the keys that matter most, and where to find the rest.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::theme;
+
+/// The main keys, most important first (the line is cut at the right on narrow screens).
+const MAIN: &[(&str, &str)] = &[
+    ("space", "task"),
+    ("b", "burst"),
+    ("r", "stream"),
+    ("m", "mode"),
+    ("p/P", "prefetch"),
+    ("Tab", "select"),
+    ("+/-", "slower/faster"),
+    ("a", "add"),
+    ("x", "remove"),
+    ("k", "kill"),
+];
+/// Always shown, at the right.
+const ALWAYS: &[(&str, &str)] = &[("?", "help"), ("q", "quit")];
+
+pub fn render(frame: &mut Frame, area: Rect) {
+    let right = keys(ALWAYS);
+    let [left_area, right_area] =
+        area.layout(&Layout::horizontal([Constraint::Fill(1), Constraint::Length(right.width() as u16)]));
+    frame.render_widget(Paragraph::new(keys(MAIN)), left_area);
+    frame.render_widget(Paragraph::new(right), right_area);
+}
+
+/// ` key desc  key desc `
+fn keys(pairs: &[(&'static str, &'static str)]) -> Line<'static> {
+    let spans = pairs.iter().flat_map(|(key, what)| {
+        [Span::raw(" "), Span::styled(*key, theme::KEY), Span::styled(format!(" {what} "), theme::LABEL)]
+    });
+    Line::from(spans.collect::<Vec<_>>())
+}

@@ -1,0 +1,121 @@
+//! Small text helpers shared by the panes.
+
+use std::time::Duration;
+
+/// `750ms`, `1s`, `1.5s`, `2m`: short enough for a pane title.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{:.1}s", d.as_secs_f64()),
+    }
+}
+
+/// A makespan with a tenth of a second: `12.3s`, or minutes and seconds past a minute.
+pub fn elapsed(d: Duration) -> String {
+    let tenths = d.as_millis() / 100;
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else {
+        format!("{}m{:02}s", tenths / 600, tenths / 10 % 60)
+    }
+}
+
+/// Whole percent of `part` in `total` (0 when there is no total).
+pub fn percent(part: u64, total: u64) -> u64 {
+    (part * 100 + total / 2).checked_div(total).unwrap_or(0)
+}
+
+/// The newest ids that fit in `rows` lines of `width` columns, oldest first, wrapped at
+/// spaces, starting with `…` when older ones are cut.
+pub fn trail<'a>(ids: impl Iterator<Item = &'a u64>, width: usize, rows: usize) -> Vec<String> {
+    let ids: Vec<String> = ids.map(u64::to_string).collect();
+    if width == 0 || rows == 0 {
+        return Vec::new();
+    }
+    // The oldest start that fits (the trail is short: trying each start is cheap).
+    for skip in 0..ids.len() {
+        let words = (skip > 0).then(|| "…".to_string()).into_iter().chain(ids[skip..].iter().cloned());
+        if let Some(lines) = wrap(words, width, rows) {
+            return lines;
+        }
+    }
+    if ids.is_empty() { Vec::new() } else { vec!["…".to_string()] }
+}
+
+/// Greedy word wrap into at most `rows` lines; `None` if the words do not fit.
+fn wrap(words: impl Iterator<Item = String>, width: usize, rows: usize) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in words {
+        let len = word.chars().count();
+        let room = lines.last().map(|line| width - line.chars().count());
+        match room {
+            Some(room) if room > len => {
+                let line = lines.last_mut().expect("a last line");
+                line.push(' ');
+                line.push_str(&word);
+            }
+            _ if len <= width && lines.len() < rows => lines.push(word),
+            _ => return None,
+        }
+    }
+    Some(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_short() {
+        for (ms, want) in [
+            (0, "0ms"),
+            (10, "10ms"),
+            (750, "750ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (7500, "7.5s"),
+            (15_000, "15s"),
+            (60_000, "1m"),
+            (90_000, "90s"),
+        ] {
+            assert_eq!(duration(Duration::from_millis(ms)), want, "{ms}ms");
+        }
+    }
+
+    #[test]
+    fn elapsed_has_tenths() {
+        for (ms, want) in [(0, "0.0s"), (12_345, "12.3s"), (59_999, "59.9s"), (61_000, "1m01s")] {
+            assert_eq!(elapsed(Duration::from_millis(ms)), want);
+        }
+    }
+
+    #[test]
+    fn percent_rounds() {
+        assert_eq!([percent(1, 3), percent(2, 3), percent(0, 0), percent(5, 5)], [33, 67, 0, 100]);
+    }
+
+    #[test]
+    fn trail_keeps_the_newest_that_fit() {
+        let ids: Vec<u64> = vec![1, 4, 7, 10, 13];
+        for (width, rows, want) in [
+            (40, 1, vec!["1 4 7 10 13"]),
+            (11, 1, vec!["1 4 7 10 13"]),
+            (10, 1, vec!["… 7 10 13"]),
+            (9, 1, vec!["… 7 10 13"]),
+            (8, 1, vec!["… 10 13"]),
+            (4, 1, vec!["… 13"]),
+            (3, 1, vec!["…"]),
+            (0, 1, vec![]),
+            (6, 2, vec!["1 4 7", "10 13"]),
+            (4, 2, vec!["… 10", "13"]),
+            (3, 3, vec!["… 7", "10", "13"]),
+            (5, 0, vec![]),
+        ] {
+            assert_eq!(trail(ids.iter(), width, rows), want, "{width}x{rows}");
+        }
+        assert!(trail([].iter(), 10, 2).is_empty());
+    }
+}

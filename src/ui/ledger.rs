@@ -1,0 +1,62 @@
+//! The ledger pane: where every published task is right now, and the check that they add up.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Padding, Paragraph};
+
+use super::theme;
+use crate::app::App;
+
+/// Lines of text the pane needs for this app (the layout sizes the pane by it).
+pub fn lines_needed(app: &App) -> u16 {
+    5 + app.ledger.lost_by_reason().values().filter(|n| **n > 0).count() as u16
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.ledger.totals();
+    let anomalies = app.ledger.anomalies().len() as u64;
+    let mut lines = vec![
+        pair(("at broker", t.at_broker, theme::VALUE), ("in process", t.in_process, theme::VALUE)),
+        pair(("unacked", t.unacked, theme::VALUE), ("done", t.done, theme::DONE)),
+        pair(("backlog", t.backlog, theme::backlog(t.backlog)), ("lost", t.lost, theme::alarm_if(t.lost))),
+    ];
+    for (reason, n) in app.ledger.lost_by_reason().iter().filter(|(_, n)| **n > 0) {
+        lines.push(Line::styled(format!(" ↳ {n}: {}", reason.describe()), theme::ALARM));
+    }
+    let mut extra = cell(("redelivered", t.redelivered, theme::VALUE)).to_vec();
+    if anomalies > 0 {
+        extra.push(Span::raw("  "));
+        extra.extend(cell(("anomalies", anomalies, theme::ALARM)));
+    }
+    lines.push(Line::from(extra));
+    lines.push(check(t.published, t.accounted()));
+    let block = Block::bordered().title(" Where every task is ").padding(Padding::horizontal(1));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+type Cell = (&'static str, u64, Style);
+
+fn pair(left: Cell, right: Cell) -> Line<'static> {
+    let [a, b] = cell(left);
+    let [c, d] = cell(right);
+    Line::from(vec![a, b, Span::raw("  "), c, d])
+}
+
+/// `label       value`, 18 columns, so two fit side by side in the left column.
+fn cell((label, value, style): Cell) -> [Span<'static>; 2] {
+    [Span::styled(format!("{label:<11}"), theme::LABEL), Span::styled(format!("{value:>7}"), style)]
+}
+
+/// Every published task is in exactly one place: say so, or say it is not.
+fn check(published: u64, accounted: u64) -> Line<'static> {
+    if published == accounted {
+        Line::from(vec![
+            Span::styled(format!("published {published} = sum of the above "), theme::LABEL),
+            Span::styled("✓", theme::DONE),
+        ])
+    } else {
+        Line::styled(format!("published {published} ≠ {accounted} accounted for"), theme::ALARM)
+    }
+}

@@ -1,0 +1,367 @@
+//! One consumer: an actor that owns its own AMQP connection (like a separate worker process),
+//! buffers what the broker delivers, "processes" each task by sleeping its delay, and acks under
+//! manual ack. It reconnects by itself when its connection drops.
+//!
+//! Deliveries are pulled from lapin as soon as they arrive and kept in `waiting`, so the
+//! client-side backlog is known exactly (lapin's own buffer stays empty).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::{DeliveryTag, FieldTable};
+use lapin::{Channel, Connection};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+use super::{Backoff, EventSink, Shared, connect, parse_task};
+use crate::app::{ConsumerId, Dispatch, Event, LossReason, TaskId};
+
+pub enum ConsumerCmd {
+    SetDelay(Duration),
+    /// Cancel, set qos, consume again; reply when registered (or when it will be on reconnect).
+    SetDispatch(Dispatch, oneshot::Sender<()>),
+    /// Graceful: take no more work, return unstarted manual-ack tasks, finish the rest.
+    Remove,
+    /// Crash: close without acking anything.
+    Kill,
+    /// warren is quitting: close cleanly now.
+    Quit,
+}
+
+/// A delivered task this consumer holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    id: TaskId,
+    tag: DeliveryTag,
+    manual_ack: bool,
+}
+
+/// The live AMQP side: valid only until the connection drops.
+struct Link {
+    conn: Connection,
+    channel: Channel,
+    deliveries: lapin::Consumer,
+    tag: String,
+    /// The current registration is auto-ack.
+    no_ack: bool,
+}
+
+pub struct ConsumerActor {
+    pub id: ConsumerId,
+    pub delay: Duration,
+    pub dispatch: Dispatch,
+    pub shared: Shared,
+    pub events: EventSink,
+    pub commands: mpsc::UnboundedReceiver<ConsumerCmd>,
+    /// Told once the first registration at the broker is done (or failed), so consumers can be
+    /// registered strictly one after another and the broker's ring is in consumer order.
+    pub ready: Option<oneshot::Sender<()>>,
+}
+
+impl ConsumerActor {
+    pub async fn run(mut self) {
+        let mut link: Option<Link> = None;
+        let mut waiting: VecDeque<Held> = VecDeque::new();
+        let mut current: Option<(Held, Instant)> = None;
+        let mut leaving = false;
+        let mut backoff = Backoff::default();
+        let mut retry_at = Instant::now();
+
+        loop {
+            if current.is_none()
+                && let Some(h) = waiting.pop_front()
+            {
+                current = Some((h, Instant::now() + self.delay));
+                self.events.send(Event::Started { consumer: self.id, id: h.id }).await;
+            }
+            if leaving && current.is_none() && waiting.is_empty() {
+                if let Some(l) = link.take() {
+                    close(l).await;
+                }
+                self.events.send(Event::ConsumerGone { consumer: self.id, killed: false }).await;
+                return;
+            }
+            let deadline = current.map(|(_, d)| d);
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(ConsumerCmd::Quit) => {
+                        if let Some(l) = link.take() {
+                            close(l).await;
+                        }
+                        return;
+                    }
+                    Some(ConsumerCmd::Kill) => {
+                        self.crash(link.take(), current.take().map(|(h, _)| h), &mut waiting).await;
+                        return;
+                    }
+                    Some(ConsumerCmd::Remove) => {
+                        leaving = true;
+                        if let Some(l) = &mut link {
+                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &self.events).await;
+                            // Unstarted manual-ack tasks go back to the queue for the others.
+                            let (back, keep): (Vec<Held>, Vec<Held>) =
+                                waiting.drain(..).partition(|h| h.manual_ack);
+                            waiting.extend(keep);
+                            for h in &back {
+                                let opts = BasicNackOptions { multiple: false, requeue: true };
+                                let _ = l.channel.basic_nack(h.tag, opts).await;
+                            }
+                            if !back.is_empty() {
+                                let ids = back.iter().map(|h| h.id).collect();
+                                self.events.send(Event::Requeued { consumer: self.id, ids }).await;
+                            }
+                        }
+                    }
+                    Some(ConsumerCmd::SetDelay(d)) => self.delay = d,
+                    Some(ConsumerCmd::SetDispatch(d, done)) => {
+                        self.dispatch = d;
+                        if let Some(l) = &mut link
+                            && !leaving
+                        {
+                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &self.events).await;
+                            match consume(&l.channel, self.id, &self.shared, d).await {
+                                Ok((deliveries, tag)) => {
+                                    l.deliveries = deliveries;
+                                    l.tag = tag;
+                                    l.no_ack = !d.manual_ack();
+                                }
+                                Err(e) => {
+                                    let reason = format!("re-registering failed: {e}");
+                                    self.lose_link(&mut link, &mut current, &mut waiting, reason).await;
+                                    retry_at = Instant::now() + backoff.next();
+                                }
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                },
+                delivery = next_delivery(&mut link), if link.is_some() && !leaving => match delivery {
+                    Some(Ok(d)) => {
+                        let manual_ack = link.as_ref().is_some_and(|l| !l.no_ack);
+                        self.accept(d, manual_ack, &link, &mut waiting).await;
+                    }
+                    Some(Err(e)) => {
+                        self.lose_link(&mut link, &mut current, &mut waiting, e.to_string()).await;
+                        retry_at = Instant::now() + backoff.next();
+                    }
+                    None => {
+                        // Cancelled by the broker (queue deleted) or the channel closed.
+                        let reason = "the broker cancelled the consumer".to_string();
+                        self.lose_link(&mut link, &mut current, &mut waiting, reason).await;
+                        retry_at = Instant::now() + backoff.next();
+                    }
+                },
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    let (h, _) = current.take().expect("deadline implies a current task");
+                    self.finish(h, &mut link, &mut current, &mut waiting, &mut retry_at, &mut backoff).await;
+                }
+                _ = sleep_until(retry_at), if link.is_none() && !leaving => {
+                    match self.register().await {
+                        Ok(l) => {
+                            link = Some(l);
+                            backoff = Backoff::default();
+                            self.events.send(Event::ConsumerReady { consumer: self.id }).await;
+                            if let Some(r) = self.ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                        Err(e) => {
+                            let wait = backoff.next();
+                            retry_at = Instant::now() + wait;
+                            let reason = format!("{e}; retrying in {}", humantime::format_duration(round(wait)));
+                            self.events.send(Event::ConsumerReconnecting { consumer: self.id, reason }).await;
+                            if let Some(r) = self.ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connect, open a channel, and consume with the current dispatch settings.
+    async fn register(&self) -> Result<Link, String> {
+        let name = format!("warren consumer C{}", self.id + 1);
+        let conn = connect::open(&self.shared.uri, &name).await.map_err(|e| e.to_string())?;
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        // Like the tutorial's worker: declare the queue too, so that after a broker restart
+        // the consumer does not depend on the producer having re-declared it first.
+        super::producer::declare(&channel, &self.shared, false).await?;
+        let (deliveries, tag) = consume(&channel, self.id, &self.shared, self.dispatch).await?;
+        Ok(Link { conn, channel, deliveries, tag, no_ack: !self.dispatch.manual_ack() })
+    }
+
+    async fn accept(
+        &self,
+        d: lapin::message::Delivery,
+        manual_ack: bool,
+        link: &Option<Link>,
+        waiting: &mut VecDeque<Held>,
+    ) {
+        let Some(id) = parse_task(&d.data, self.shared.run) else {
+            // Not ours (another program, or a previous run): say so instead of guessing.
+            if manual_ack && let Some(l) = link {
+                let _ = l.channel.basic_reject(d.delivery_tag, BasicRejectOptions { requeue: false }).await;
+            }
+            let text = format!(
+                "C{} received a message that is not a task of this warren run (dropped): \
+                 is another program publishing to '{}'?",
+                self.id + 1,
+                self.shared.queue
+            );
+            self.events.send(Event::Error(text)).await;
+            return;
+        };
+        waiting.push_back(Held { id, tag: d.delivery_tag, manual_ack });
+        let ev = Event::Delivered { consumer: self.id, id, manual_ack, redelivered: d.redelivered };
+        self.events.send(ev).await;
+    }
+
+    async fn finish(
+        &self,
+        h: Held,
+        link: &mut Option<Link>,
+        current: &mut Option<(Held, Instant)>,
+        waiting: &mut VecDeque<Held>,
+        retry_at: &mut Instant,
+        backoff: &mut Backoff,
+    ) {
+        if !h.manual_ack {
+            self.events.send(Event::Processed { consumer: self.id, id: h.id, acked: false }).await;
+            return;
+        }
+        let acked = match link {
+            Some(l) => l.channel.basic_ack(h.tag, BasicAckOptions::default()).await,
+            None => unreachable!("manual-ack tasks are dropped when the link is lost"),
+        };
+        match acked {
+            Ok(()) => {
+                self.events.send(Event::Processed { consumer: self.id, id: h.id, acked: true }).await;
+            }
+            Err(e) => {
+                // The ack could not be sent: the broker still counts the task unacked and will
+                // requeue it when it sees the connection gone.
+                waiting.push_front(h);
+                self.lose_link(link, current, waiting, format!("ack failed: {e}")).await;
+                *retry_at = Instant::now() + backoff.next();
+            }
+        }
+    }
+
+    /// The connection is gone. Manual-ack tasks go back to the broker (it requeues unacked
+    /// deliveries of a closed channel); auto-ack tasks are ours and keep being processed.
+    async fn lose_link(
+        &self,
+        link: &mut Option<Link>,
+        current: &mut Option<(Held, Instant)>,
+        waiting: &mut VecDeque<Held>,
+        reason: String,
+    ) {
+        if let Some(l) = link.take() {
+            // Make sure the broker sees this channel closed, so it requeues what we held.
+            close(l).await;
+        }
+        let mut requeued = Vec::new();
+        if current.is_some_and(|(h, _)| h.manual_ack) {
+            requeued.push(current.take().expect("checked").0.id);
+        }
+        waiting.retain(|h| {
+            if h.manual_ack {
+                requeued.push(h.id);
+            }
+            !h.manual_ack
+        });
+        if !requeued.is_empty() {
+            self.events.send(Event::Requeued { consumer: self.id, ids: requeued }).await;
+        }
+        self.events.send(Event::ConsumerReconnecting { consumer: self.id, reason }).await;
+    }
+
+    /// Die without acking: the broker requeues manual-ack tasks, auto-ack ones are gone.
+    async fn crash(&self, link: Option<Link>, current: Option<Held>, waiting: &mut VecDeque<Held>) {
+        let held: Vec<Held> = current.into_iter().chain(waiting.drain(..)).collect();
+        let (requeued, lost): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.manual_ack);
+        if !requeued.is_empty() {
+            let ids = requeued.iter().map(|h| h.id).collect();
+            self.events.send(Event::Requeued { consumer: self.id, ids }).await;
+        }
+        if !lost.is_empty() {
+            let ids = lost.iter().map(|h| h.id).collect();
+            let ev = Event::Lost { consumer: self.id, ids, reason: LossReason::KilledUnderAutoAck };
+            self.events.send(ev).await;
+        }
+        // Report before the broker can redeliver, so the ledger sees "requeued" first.
+        if let Some(l) = link {
+            let _ = l.conn.close(320, "warren: consumer killed".into()).await;
+        }
+        self.events.send(Event::ConsumerGone { consumer: self.id, killed: true }).await;
+    }
+}
+
+/// basic.qos (fair mode only) then basic.consume; returns the stream and its tag.
+async fn consume(
+    channel: &Channel,
+    id: ConsumerId,
+    shared: &Shared,
+    d: Dispatch,
+) -> Result<(lapin::Consumer, String), String> {
+    if d.manual_ack() {
+        // Applies to consumers created after it on this channel: so it must come first.
+        channel
+            .basic_qos(d.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(|e| format!("basic.qos failed: {}", connect::reply_text(&e)))?;
+    }
+    let tag = format!("warren-c{}-{}", id + 1, shared.next_tag());
+    let opts = BasicConsumeOptions { no_ack: !d.manual_ack(), ..Default::default() };
+    let deliveries = channel
+        .basic_consume(shared.queue.as_str().into(), tag.as_str().into(), opts, FieldTable::default())
+        .await
+        .map_err(|e| format!("basic.consume failed: {}", connect::reply_text(&e)))?;
+    Ok((deliveries, tag))
+}
+
+/// Cancel the registration and keep every delivery that was already on its way.
+async fn drain_after_cancel(
+    l: &mut Link,
+    waiting: &mut VecDeque<Held>,
+    id: ConsumerId,
+    run: u64,
+    events: &EventSink,
+) {
+    let manual_ack = !l.no_ack;
+    let _ = l.channel.basic_cancel(l.tag.as_str().into(), BasicCancelOptions::default()).await;
+    // After cancel-ok lapin ends the stream once the deliveries before it are handed out.
+    let drain = async {
+        while let Some(Ok(d)) = l.deliveries.next().await {
+            if let Some(task) = parse_task(&d.data, run) {
+                waiting.push_back(Held { id: task, tag: d.delivery_tag, manual_ack });
+                let ev = Event::Delivered { consumer: id, id: task, manual_ack, redelivered: d.redelivered };
+                events.send(ev).await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+}
+
+async fn next_delivery(link: &mut Option<Link>) -> Option<Result<lapin::message::Delivery, lapin::Error>> {
+    match link {
+        Some(l) => l.deliveries.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close(l: Link) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), l.conn.close(200, "warren: bye".into())).await;
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}

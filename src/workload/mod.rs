@@ -1,0 +1,292 @@
+//! The AMQP side, on lapin: one producer and N consumers, each an actor with its own
+//! connection, steered by [`Command`]s and reporting [`Event`]s. No terminal code here.
+
+pub mod connect;
+mod consumer;
+pub mod probe;
+mod producer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::app::{BrokerInfo, Command, ConsumerId, Dispatch, Event, TaskId};
+use consumer::{ConsumerActor, ConsumerCmd};
+use producer::{ProducerActor, ProducerCmd};
+
+/// What the workload needs to know, from the checked config.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    pub uri: AMQPUri,
+    pub queue: String,
+    pub durable: bool,
+    pub delays: Vec<Duration>,
+    pub dispatch: Dispatch,
+}
+
+/// Read-only facts every actor shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub uri: AMQPUri,
+    pub queue: String,
+    pub durable: bool,
+    /// Identifies this run's tasks on the wire, so leftovers of another run are recognised.
+    pub run: u64,
+    tags: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// A fresh number for consumer tags (each re-registration gets a new tag).
+    fn next_tag(&self) -> u64 {
+        self.tags.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Where actors report to. Bounded: if the UI falls behind, the workload waits rather than
+/// growing a queue without limit.
+#[derive(Debug, Clone)]
+pub struct EventSink(mpsc::Sender<Event>);
+
+impl EventSink {
+    pub fn new(tx: mpsc::Sender<Event>) -> Self {
+        Self(tx)
+    }
+
+    async fn send(&self, ev: Event) {
+        // A closed channel means warren is shutting down; nothing is left to tell.
+        let _ = self.0.send(ev).await;
+    }
+}
+
+/// Capacity of the event channel: large enough for bursts, bounded for memory.
+pub const EVENT_CAPACITY: usize = 16 * 1024;
+
+/// Exponential backoff for reconnecting: 100ms doubling to 5s.
+#[derive(Debug, Clone, Copy)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        now
+    }
+}
+
+/// The body of a task message: `warren <run> <id>`.
+pub fn task_payload(run: u64, id: TaskId) -> String {
+    format!("warren {run:x} {id}")
+}
+
+/// The task id, if the body is a task of this run.
+pub fn parse_task(body: &[u8], run: u64) -> Option<TaskId> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut parts = text.split(' ');
+    (parts.next()? == "warren").then_some(())?;
+    (u64::from_str_radix(parts.next()?, 16).ok()? == run).then_some(())?;
+    let id = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some(id)
+}
+
+/// What start-up found worth telling the user.
+#[derive(Debug, Clone, Default)]
+pub struct StartNotes {
+    /// Messages left in the queue by an earlier run, purged so the demo starts clean.
+    pub purged: u32,
+}
+
+/// A running workload. Dropping it does not stop the actors: call [`Engine::shutdown`].
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Connect (failing with one user-facing line), declare the queue, and start the producer
+    /// and the consumers. Consumers register one after another, in order, so the broker's
+    /// round-robin ring is C1, C2, C3...
+    pub async fn start(
+        cfg: WorkloadConfig,
+        events: mpsc::Sender<Event>,
+    ) -> Result<(Engine, BrokerInfo, StartNotes), String> {
+        let (conn, info) = connect::open_first(&cfg.uri, "warren producer").await?;
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        let shared = Shared {
+            uri: cfg.uri.clone(),
+            queue: cfg.queue.clone(),
+            durable: cfg.durable,
+            run,
+            tags: Arc::default(),
+        };
+        let channel = producer::open_channel(&conn, &shared).await?;
+        let purged = purge_leftovers(&channel, &shared).await?;
+        let sink = EventSink::new(events);
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let producer = ProducerActor {
+            shared: shared.clone(),
+            events: sink.clone(),
+            commands: prx,
+            link: Some(producer::Link { conn, channel }),
+        };
+        let producer_task = tokio::spawn(producer.run());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor {
+            shared,
+            sink,
+            dispatch: cfg.dispatch,
+            producer: ptx,
+            producer_task,
+            consumers: Vec::new(),
+        };
+        let task = tokio::spawn(supervisor.run(cfg.delays, rx));
+        Ok((Engine { commands: tx, task }, info, StartNotes { purged }))
+    }
+
+    pub fn send(&self, cmd: Command) {
+        // If the supervisor is gone there is nothing left to steer.
+        let _ = self.commands.send(cmd);
+    }
+
+    /// Stop everything: consumers close their channels (the broker requeues what they held
+    /// unacked), the producer closes its connection.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(Command::Quit);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+async fn purge_leftovers(channel: &lapin::Channel, shared: &Shared) -> Result<u32, String> {
+    let q = producer::declare(channel, shared, true).await?;
+    if q.message_count() == 0 {
+        return Ok(0);
+    }
+    channel
+        .queue_purge(shared.queue.as_str().into(), lapin::options::QueuePurgeOptions::default())
+        .await
+        .map_err(|e| {
+            format!("could not purge leftovers from '{}': {}", shared.queue, connect::reply_text(&e))
+        })
+}
+
+struct ConsumerHandle {
+    commands: mpsc::UnboundedSender<ConsumerCmd>,
+    task: JoinHandle<()>,
+}
+
+/// Owns the actors and turns app commands into actor commands, in order.
+struct Supervisor {
+    shared: Shared,
+    sink: EventSink,
+    dispatch: Dispatch,
+    producer: mpsc::UnboundedSender<ProducerCmd>,
+    producer_task: JoinHandle<()>,
+    consumers: Vec<Option<ConsumerHandle>>,
+}
+
+impl Supervisor {
+    async fn run(mut self, delays: Vec<Duration>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        for (id, delay) in delays.into_iter().enumerate() {
+            self.add_consumer(id, delay).await;
+        }
+        while let Some(cmd) = commands.recv().await {
+            match cmd {
+                Command::Publish { count, batch } => {
+                    let _ = self.producer.send(ProducerCmd::Publish { count, batch: Some(batch) });
+                }
+                Command::Stream { per_second } => {
+                    let _ = self.producer.send(ProducerCmd::Stream(per_second));
+                }
+                Command::SetDispatch(d) => {
+                    self.dispatch = d;
+                    // One at a time, in order, so the ring keeps its order after the switch.
+                    for handle in self.consumers.iter().flatten() {
+                        let (done, wait) = oneshot::channel();
+                        if handle.commands.send(ConsumerCmd::SetDispatch(d, done)).is_ok() {
+                            let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+                        }
+                    }
+                    self.sink.send(Event::DispatchApplied(d)).await;
+                }
+                Command::SetDelay { consumer, delay } => self.tell(consumer, ConsumerCmd::SetDelay(delay)),
+                Command::AddConsumer { consumer, delay } => self.add_consumer(consumer, delay).await,
+                Command::RemoveConsumer { consumer } => self.tell(consumer, ConsumerCmd::Remove),
+                Command::KillConsumer { consumer } => self.tell(consumer, ConsumerCmd::Kill),
+                Command::Quit => break,
+            }
+        }
+        self.stop().await;
+    }
+
+    fn tell(&self, consumer: ConsumerId, cmd: ConsumerCmd) {
+        if let Some(Some(h)) = self.consumers.get(consumer) {
+            let _ = h.commands.send(cmd);
+        }
+    }
+
+    async fn add_consumer(&mut self, id: ConsumerId, delay: Duration) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready, registered) = oneshot::channel();
+        let actor = ConsumerActor {
+            id,
+            delay,
+            dispatch: self.dispatch,
+            shared: self.shared.clone(),
+            events: self.sink.clone(),
+            commands: rx,
+            ready: Some(ready),
+        };
+        let task = tokio::spawn(actor.run());
+        if self.consumers.len() <= id {
+            self.consumers.resize_with(id + 1, || None);
+        }
+        self.consumers[id] = Some(ConsumerHandle { commands: tx, task });
+        // Wait for basic.consume-ok before the next one registers (bounded: a dead broker must
+        // not stall the supervisor; the consumer goes on retrying by itself).
+        let _ = tokio::time::timeout(Duration::from_secs(10), registered).await;
+    }
+
+    async fn stop(self) {
+        let _ = self.producer.send(ProducerCmd::Quit);
+        let mut tasks = vec![self.producer_task];
+        for h in self.consumers.into_iter().flatten() {
+            let _ = h.commands.send(ConsumerCmd::Quit);
+            tasks.push(h.task);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(4), futures::future::join_all(tasks)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_payloads_round_trip_and_foreign_bodies_are_refused() {
+        let body = task_payload(0xabc, 42);
+        assert_eq!(parse_task(body.as_bytes(), 0xabc), Some(42));
+        assert_eq!(parse_task(body.as_bytes(), 0xabd), None, "another run's task");
+        assert_eq!(parse_task(b"hello", 0xabc), None);
+        assert_eq!(parse_task(b"warren abc 42 extra", 0xabc), None);
+        assert_eq!(parse_task(&[0xff, 0xfe], 0xabc), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_seconds() {
+        let mut b = Backoff::default();
+        let waits: Vec<u128> = (0..8).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+}

@@ -1,0 +1,209 @@
+//! The producer: publishes tasks with publisher confirms on its own connection, streams at a
+//! rate when asked, polls the queue depth, and reconnects by itself.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
+
+use super::{Backoff, EventSink, Shared, connect, task_payload};
+use crate::app::{BatchId, Event, TaskId};
+
+pub enum ProducerCmd {
+    Publish { count: u32, batch: Option<BatchId> },
+    Stream(Option<u32>),
+    Quit,
+}
+
+/// How often the queue depth is asked for (a passive queue.declare).
+const STATS_EVERY: Duration = Duration::from_millis(500);
+/// Publishes per turn of the loop, so commands and confirms are not starved by a huge batch.
+const CHUNK: u32 = 256;
+
+type ConfirmFuture = Pin<Box<dyn Future<Output = (TaskId, Result<Confirmation, lapin::Error>)> + Send>>;
+
+pub struct Link {
+    pub conn: Connection,
+    pub channel: Channel,
+}
+
+/// Open the producer's channel: confirms on, queue declared (idempotent).
+pub async fn open_channel(conn: &Connection, shared: &Shared) -> Result<Channel, String> {
+    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| format!("confirm.select failed: {}", connect::reply_text(&e)))?;
+    declare(&channel, shared, false).await?;
+    Ok(channel)
+}
+
+/// Declare the task queue; `passive` only asks for its counts.
+pub async fn declare(channel: &Channel, shared: &Shared, passive: bool) -> Result<lapin::Queue, String> {
+    let opts = QueueDeclareOptions { durable: shared.durable, passive, ..Default::default() };
+    channel
+        .queue_declare(shared.queue.as_str().into(), opts, FieldTable::default())
+        .await
+        .map_err(|e| connect::describe_declare_error(&e, &shared.queue, shared.durable))
+}
+
+pub struct ProducerActor {
+    pub shared: Shared,
+    pub events: EventSink,
+    pub commands: mpsc::UnboundedReceiver<ProducerCmd>,
+    pub link: Option<Link>,
+}
+
+impl ProducerActor {
+    pub async fn run(mut self) {
+        let mut pending: VecDeque<(Option<BatchId>, u32)> = VecDeque::new();
+        let mut next_id: TaskId = 1;
+        let mut confirms: FuturesUnordered<ConfirmFuture> = FuturesUnordered::new();
+        let mut stream: Option<Interval> = None;
+        let mut stats = interval(STATS_EVERY);
+        stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut backoff = Backoff::default();
+        let mut retry_at = Instant::now();
+
+        loop {
+            let can_publish = self.link.is_some() && !pending.is_empty();
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(ProducerCmd::Quit) => break,
+                    Some(ProducerCmd::Publish { count, batch }) => pending.push_back((batch, count)),
+                    Some(ProducerCmd::Stream(rate)) => {
+                        stream = rate.map(|r| {
+                            let mut i = interval(Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+                            i.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                            i
+                        });
+                    }
+                },
+                Some((id, res)) = confirms.next(), if !confirms.is_empty() => match res {
+                    Ok(Confirmation::Nack(_)) => {
+                        let reason = "the broker nacked it (publisher confirm)".to_string();
+                        self.events.send(Event::PublishFailed { id, reason }).await;
+                    }
+                    Ok(_) => self.events.send(Event::Confirmed { id }).await,
+                    // Connection lost before the confirm: the broker may or may not have it.
+                    // The ledger keeps it at the broker; the app reconciles after reconnecting.
+                    Err(_) => {}
+                },
+                () = std::future::ready(()), if can_publish => {
+                    let (batch, count) = pending.pop_front().expect("can_publish");
+                    let now = count.min(CHUNK);
+                    if count > now {
+                        pending.push_front((batch, count - now));
+                    }
+                    for _ in 0..now {
+                        let id = next_id;
+                        next_id += 1;
+                        if let Err(reason) = self.publish(id, batch, &mut confirms).await {
+                            self.events.send(Event::PublishFailed { id, reason: reason.clone() }).await;
+                            self.lose_link(reason).await;
+                            retry_at = Instant::now() + backoff.next();
+                            break;
+                        }
+                    }
+                }
+                _ = tick(&mut stream), if stream.is_some() => pending.push_back((None, 1)),
+                _ = stats.tick() => {
+                    if let Some(link) = &self.link {
+                        match declare(&link.channel, &self.shared, true).await {
+                            Ok(q) => {
+                                let ev = Event::QueueStats { ready: q.message_count(), consumers: q.consumer_count() };
+                                self.events.send(ev).await;
+                            }
+                            Err(e) => {
+                                self.lose_link(e).await;
+                                retry_at = Instant::now() + backoff.next();
+                            }
+                        }
+                    }
+                }
+                _ = sleep_until(retry_at), if self.link.is_none() => {
+                    match self.reconnect().await {
+                        Ok(info) => {
+                            backoff = Backoff::default();
+                            self.events.send(Event::Connected(info)).await;
+                        }
+                        Err(e) => {
+                            let wait = backoff.next();
+                            retry_at = Instant::now() + wait;
+                            let text = format!("producer cannot reconnect: {e}; retrying in {}ms", wait.as_millis());
+                            self.events.send(Event::Error(text)).await;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(link) = self.link.take() {
+            let close = link.conn.close(200, "warren: bye".into());
+            let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+        }
+    }
+
+    async fn publish(
+        &self,
+        id: TaskId,
+        batch: Option<BatchId>,
+        confirms: &mut FuturesUnordered<ConfirmFuture>,
+    ) -> Result<(), String> {
+        let link = self.link.as_ref().expect("publish needs a link");
+        // Reported first, so that the ledger knows the task before any consumer can.
+        self.events.send(Event::Published { id, batch }).await;
+        let props = BasicProperties::default()
+            .with_delivery_mode(if self.shared.durable { 2 } else { 1 })
+            .with_message_id(id.to_string().into());
+        let payload = task_payload(self.shared.run, id);
+        let confirm = link
+            .channel
+            .basic_publish(
+                "".into(),
+                self.shared.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                props,
+            )
+            .await
+            .map_err(|e| format!("publish failed: {e}"))?;
+        confirms.push(Box::pin(async move { (id, confirm.await) }));
+        Ok(())
+    }
+
+    async fn lose_link(&mut self, reason: String) {
+        if let Some(link) = self.link.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                link.conn.close(200, "warren: reconnecting".into()),
+            )
+            .await;
+        }
+        self.events.send(Event::ConnectionLost { reason }).await;
+    }
+
+    async fn reconnect(&mut self) -> Result<crate::app::BrokerInfo, String> {
+        let (conn, info) = connect::open_first(&self.shared.uri, "warren producer").await?;
+        let channel = open_channel(&conn, &self.shared).await?;
+        self.link = Some(Link { conn, channel });
+        Ok(info)
+    }
+}
+
+async fn tick(stream: &mut Option<Interval>) {
+    match stream {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

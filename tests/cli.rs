@@ -1,0 +1,179 @@
+//! The binary as a user meets it: bad input and broker failures give one clear line on stderr
+//! and exit 1 before any UI; a headless run prints its summary and exits 0, or 2 on timeout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use common::{broker_url, delete_queue, unique_queue};
+
+fn warren(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(args)
+        .env_remove("AMQP_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("warren runs")
+}
+
+/// Exit 1, nothing on stdout, and one stderr line that contains `want`.
+fn fails_with(out: &Output, want: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(want), "wanted {want:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn nonsense_flags_are_refused_with_a_hint() {
+    fails_with(&warren(&["--consumers", "0", "--headless", "--publish", "1"]), "give 1 to 64");
+    fails_with(&warren(&["--delay", "quick"]), "use values like 500ms");
+    fails_with(&warren(&["--url", "amqp://guest:pw@:5672"]), "expected amqp://user:password@host");
+    fails_with(&warren(&["--url", "mqtt://x"]), "expected amqp://");
+    fails_with(&warren(&["--headless"]), "needs --publish");
+}
+
+#[test]
+fn clap_usage_errors_exit_1_and_help_exits_0() {
+    let out = warren(&["--mode", "sideways"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: rr, fair"));
+    let help = warren(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--headless"));
+}
+
+#[test]
+fn connection_refused_says_how_to_start_rabbitmq() {
+    // Bind then drop a listener: that port is now (almost surely) closed.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    fails_with(
+        &warren(&["--url", &url, "--headless", "--publish", "1"]),
+        "connection refused. Is RabbitMQ running?",
+    );
+}
+
+#[test]
+fn something_that_is_not_amqp_is_named() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut greeting = [0u8; 8];
+        let _ = s.read_exact(&mut greeting);
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    fails_with(&warren(&["--url", &url, "--headless", "--publish", "1"]), "is not an AMQP 0-9-1 broker");
+    server.join().unwrap();
+}
+
+#[test]
+fn the_tui_without_a_terminal_points_to_headless() {
+    fails_with(&warren(&["--url", "amqp://127.0.0.1:1/%2f"]), "use --headless");
+}
+
+#[test]
+fn wrong_credentials_are_access_refused() {
+    let Some(url) = broker_url("wrong_credentials_are_access_refused") else { return };
+    let uri: lapin::uri::AMQPUri = url.parse().unwrap();
+    let bad = format!("amqp://nobody:wrong@{}:{}/%2f", uri.authority.host, uri.authority.port);
+    let out = warren(&["--url", &bad, "--headless", "--publish", "1"]);
+    fails_with(&out, "ACCESS_REFUSED");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"), "no password in messages");
+}
+
+#[test]
+fn an_unknown_vhost_is_named() {
+    let Some(url) = broker_url("an_unknown_vhost_is_named") else { return };
+    let uri: lapin::uri::AMQPUri = url.parse().unwrap();
+    let a = &uri.authority;
+    let bad =
+        format!("amqp://{}:{}@{}:{}/no-such-vhost", a.userinfo.username, a.userinfo.password, a.host, a.port);
+    fails_with(&warren(&["--url", &bad, "--headless", "--publish", "1"]), "vhost 'no-such-vhost'");
+}
+
+#[tokio::test]
+async fn a_queue_declared_with_other_settings_is_precondition_failed() {
+    let Some(url) = broker_url("a_queue_declared_with_other_settings") else { return };
+    let queue = unique_queue("precondition");
+    // Declared durable first; warren --transient then asks for a non-durable one.
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let opts = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(queue.as_str().into(), opts, Default::default()).await.unwrap();
+    let out = warren(&["--url", &url, "--queue", &queue, "--transient", "--headless", "--publish", "1"]);
+    fails_with(&out, "PRECONDITION_FAILED");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop --transient"));
+    delete_queue(&url, &queue).await;
+}
+
+#[tokio::test]
+async fn headless_json_reports_the_rotation() {
+    let Some(url) = broker_url("headless_json_reports_the_rotation") else { return };
+    let queue = unique_queue("json");
+    let out = warren(&[
+        "--url",
+        &url,
+        "--queue",
+        &queue,
+        "--transient",
+        "--delay",
+        "1ms,5ms,10ms",
+        "--headless",
+        "--publish",
+        "9",
+        "--json",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["mode"], "rr");
+    assert_eq!(v["prefetch"], 1);
+    for key in ["published", "confirmed", "processed"] {
+        assert_eq!(v[key], 9, "{key}");
+    }
+    assert_eq!((v["lost"].as_u64(), v["redelivered"].as_u64()), (Some(0), Some(0)));
+    assert!(v["makespan_ms"].as_u64().is_some());
+    assert!(!v["broker"]["product"].as_str().unwrap().is_empty());
+    assert!(v["broker"]["endpoint"].as_str().unwrap().contains(':'));
+    let consumers = v["consumers"].as_array().unwrap();
+    let names: Vec<&str> = consumers.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["C1", "C2", "C3"]);
+    assert_eq!(consumers[0]["tasks"], serde_json::json!([1, 4, 7]));
+    assert_eq!(consumers[1]["tasks"], serde_json::json!([2, 5, 8]));
+    assert_eq!(consumers[2]["delay_ms"], 10);
+    delete_queue(&url, &queue).await;
+}
+
+#[tokio::test]
+async fn headless_times_out_with_exit_2_and_still_prints_the_summary() {
+    let Some(url) = broker_url("headless_times_out_with_exit_2") else { return };
+    let queue = unique_queue("timeout");
+    let out = warren(&[
+        "--url",
+        &url,
+        "--queue",
+        &queue,
+        "--transient",
+        "--consumers",
+        "1",
+        "--delay",
+        "30s",
+        "--headless",
+        "--publish",
+        "3",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("published 3"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1s"));
+    delete_queue(&url, &queue).await;
+}
