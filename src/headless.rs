@@ -16,8 +16,10 @@ pub struct Driver {
     pub app: App,
     pub notes: StartNotes,
     engine: Engine,
-    events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Vec<Event>>,
+    /// Received but not yet applied, newest first (so `pop` takes the oldest).
     buf: Vec<Event>,
+    batches: Vec<Vec<Event>>,
 }
 
 impl Driver {
@@ -29,7 +31,8 @@ impl Driver {
         let now = Instant::now();
         let mut app = App::new(app_options(cfg, keep_history), now);
         app.update(Msg::Event(Event::Connected(info)), now);
-        let mut driver = Driver { app, notes, engine, events, buf: Vec::with_capacity(1024) };
+        let mut driver =
+            Driver { app, notes, engine, events, buf: Vec::with_capacity(1024), batches: Vec::new() };
         driver
             .wait_until(Duration::from_secs(30), |app| {
                 app.consumers.iter().all(|c| c.status != ConsumerStatus::Starting)
@@ -65,7 +68,7 @@ impl Driver {
                 continue;
             }
             let got = tokio::select! {
-                n = self.events.recv_many(&mut self.buf, 1024) => n,
+                n = self.events.recv_many(&mut self.batches, 64) => n,
                 () = tokio::time::sleep_until(deadline) => return done(&self.app),
                 // Wake now and then so time-based state (per-second meters) moves on.
                 () = tokio::time::sleep(Duration::from_millis(250)) => continue,
@@ -73,7 +76,8 @@ impl Driver {
             if got == 0 {
                 return done(&self.app);
             }
-            // recv_many appends in arrival order; pop() takes from the back, so reverse.
+            self.buf.extend(self.batches.drain(..).flatten());
+            // Arrival order; pop() takes from the back, so reverse.
             self.buf.reverse();
         }
     }

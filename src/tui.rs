@@ -70,12 +70,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 }
                 None => break,
             },
-            n = events.recv_many(&mut buf, 4096) => {
+            n = events.recv_many(&mut buf, 256) => {
                 if n == 0 {
                     break;
                 }
                 let now = Instant::now();
-                for ev in buf.drain(..) {
+                for ev in buf.drain(..).flatten() {
                     app.update(Msg::Event(ev), now);
                 }
             }

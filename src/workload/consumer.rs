@@ -84,13 +84,18 @@ impl ConsumerActor {
                     close(l).await;
                 }
                 self.events.send(Event::ConsumerGone { consumer: self.id, killed: false }).await;
+                self.events.flush().await;
                 return;
             }
             let deadline = current.map(|(_, d)| d);
+            // A task whose time is already up is finished without a timer: tokio's timers
+            // have millisecond resolution, which would cap a zero-delay consumer at ~1000/s.
+            let due = deadline.is_some_and(|d| d <= Instant::now());
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ConsumerCmd::Quit) => {
+                        self.events.flush().await;
                         if let Some(l) = link.take() {
                             close(l).await;
                         }
@@ -103,18 +108,19 @@ impl ConsumerActor {
                     Some(ConsumerCmd::Remove) => {
                         leaving = true;
                         if let Some(l) = &mut link {
-                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &self.events).await;
+                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await;
                             // Unstarted manual-ack tasks go back to the queue for the others.
                             let (back, keep): (Vec<Held>, Vec<Held>) =
                                 waiting.drain(..).partition(|h| h.manual_ack);
                             waiting.extend(keep);
-                            for h in &back {
-                                let opts = BasicNackOptions { multiple: false, requeue: true };
-                                let _ = l.channel.basic_nack(h.tag, opts).await;
-                            }
                             if !back.is_empty() {
                                 let ids = back.iter().map(|h| h.id).collect();
                                 self.events.send(Event::Requeued { consumer: self.id, ids }).await;
+                                self.events.flush().await;
+                            }
+                            for h in &back {
+                                let opts = BasicNackOptions { multiple: false, requeue: true };
+                                let _ = l.channel.basic_nack(h.tag, opts).await;
                             }
                         }
                     }
@@ -124,7 +130,7 @@ impl ConsumerActor {
                         if let Some(l) = &mut link
                             && !leaving
                         {
-                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &self.events).await;
+                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await;
                             match consume(&l.channel, self.id, &self.shared, d).await {
                                 Ok((deliveries, tag)) => {
                                     l.deliveries = deliveries;
@@ -157,10 +163,16 @@ impl ConsumerActor {
                         retry_at = Instant::now() + backoff.next();
                     }
                 },
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                () = std::future::ready(()), if due => {
+                    let (h, _) = current.take().expect("due implies a current task");
+                    self.finish(h, &mut link, &mut current, &mut waiting, &mut retry_at, &mut backoff).await;
+                }
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && !due => {
                     let (h, _) = current.take().expect("deadline implies a current task");
                     self.finish(h, &mut link, &mut current, &mut waiting, &mut retry_at, &mut backoff).await;
                 }
+                // Nothing else is ready: hand the gathered events to the app now.
+                () = self.events.flush(), if self.events.pending() => {}
                 _ = sleep_until(retry_at), if link.is_none() && !leaving => {
                     match self.register().await {
                         Ok(l) => {
@@ -199,7 +211,7 @@ impl ConsumerActor {
     }
 
     async fn accept(
-        &self,
+        &mut self,
         d: lapin::message::Delivery,
         manual_ack: bool,
         link: &Option<Link>,
@@ -225,7 +237,7 @@ impl ConsumerActor {
     }
 
     async fn finish(
-        &self,
+        &mut self,
         h: Held,
         link: &mut Option<Link>,
         current: &mut Option<(Held, Instant)>,
@@ -258,16 +270,12 @@ impl ConsumerActor {
     /// The connection is gone. Manual-ack tasks go back to the broker (it requeues unacked
     /// deliveries of a closed channel); auto-ack tasks are ours and keep being processed.
     async fn lose_link(
-        &self,
+        &mut self,
         link: &mut Option<Link>,
         current: &mut Option<(Held, Instant)>,
         waiting: &mut VecDeque<Held>,
         reason: String,
     ) {
-        if let Some(l) = link.take() {
-            // Make sure the broker sees this channel closed, so it requeues what we held.
-            close(l).await;
-        }
         let mut requeued = Vec::new();
         if current.is_some_and(|(h, _)| h.manual_ack) {
             requeued.push(current.take().expect("checked").0.id);
@@ -282,10 +290,16 @@ impl ConsumerActor {
             self.events.send(Event::Requeued { consumer: self.id, ids: requeued }).await;
         }
         self.events.send(Event::ConsumerReconnecting { consumer: self.id, reason }).await;
+        // Told before the close that makes the broker requeue (and maybe redeliver) them.
+        self.events.flush().await;
+        if let Some(l) = link.take() {
+            // Make sure the broker sees this channel closed, so it requeues what we held.
+            close(l).await;
+        }
     }
 
     /// Die without acking: the broker requeues manual-ack tasks, auto-ack ones are gone.
-    async fn crash(&self, link: Option<Link>, current: Option<Held>, waiting: &mut VecDeque<Held>) {
+    async fn crash(&mut self, link: Option<Link>, current: Option<Held>, waiting: &mut VecDeque<Held>) {
         let held: Vec<Held> = current.into_iter().chain(waiting.drain(..)).collect();
         let (requeued, lost): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.manual_ack);
         if !requeued.is_empty() {
@@ -298,10 +312,12 @@ impl ConsumerActor {
             self.events.send(ev).await;
         }
         // Report before the broker can redeliver, so the ledger sees "requeued" first.
+        self.events.flush().await;
         if let Some(l) = link {
             let _ = l.conn.close(320, "warren: consumer killed".into()).await;
         }
         self.events.send(Event::ConsumerGone { consumer: self.id, killed: true }).await;
+        self.events.flush().await;
     }
 }
 
@@ -334,7 +350,7 @@ async fn drain_after_cancel(
     waiting: &mut VecDeque<Held>,
     id: ConsumerId,
     run: u64,
-    events: &EventSink,
+    events: &mut EventSink,
 ) {
     let manual_ack = !l.no_ack;
     let _ = l.channel.basic_cancel(l.tag.as_str().into(), BasicCancelOptions::default()).await;

@@ -46,24 +46,55 @@ impl Shared {
     }
 }
 
-/// Where actors report to. Bounded: if the UI falls behind, the workload waits rather than
-/// growing a queue without limit.
-#[derive(Debug, Clone)]
-pub struct EventSink(mpsc::Sender<Event>);
+/// Where an actor reports to: events are gathered and sent as one batch when the actor has
+/// nothing else ready to do (or the batch is full). At broker speed that is one channel send and
+/// one wake-up of the UI per batch instead of per event. The channel is bounded: if the UI
+/// falls behind, the workload waits rather than growing a queue without limit.
+#[derive(Debug)]
+pub struct EventSink {
+    tx: mpsc::Sender<Vec<Event>>,
+    buf: Vec<Event>,
+}
 
-impl EventSink {
-    pub fn new(tx: mpsc::Sender<Event>) -> Self {
-        Self(tx)
-    }
+/// Events per batch at most.
+const BATCH_MAX: usize = 256;
 
-    async fn send(&self, ev: Event) {
-        // A closed channel means warren is shutting down; nothing is left to tell.
-        let _ = self.0.send(ev).await;
+impl Clone for EventSink {
+    /// A new outbox on the same channel; pending events stay with the original.
+    fn clone(&self) -> Self {
+        Self::new(self.tx.clone())
     }
 }
 
-/// Capacity of the event channel: large enough for bursts, bounded for memory.
-pub const EVENT_CAPACITY: usize = 16 * 1024;
+impl EventSink {
+    pub fn new(tx: mpsc::Sender<Vec<Event>>) -> Self {
+        Self { tx, buf: Vec::new() }
+    }
+
+    async fn send(&mut self, ev: Event) {
+        self.buf.push(ev);
+        if self.buf.len() >= BATCH_MAX {
+            self.flush().await;
+        }
+    }
+
+    /// Hand the gathered events over. Call before anything whose effect another actor could
+    /// report (a publish, closing a connection) so the app hears of causes before effects.
+    async fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(32));
+            // A closed channel means warren is shutting down; nothing is left to tell.
+            let _ = self.tx.send(batch).await;
+        }
+    }
+
+    fn pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+}
+
+/// Capacity of the event channel, in batches: large enough for bursts, bounded for memory.
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// Exponential backoff for reconnecting: 100ms doubling to 5s.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +148,7 @@ impl Engine {
     /// round-robin ring is C1, C2, C3...
     pub async fn start(
         cfg: WorkloadConfig,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<Vec<Event>>,
     ) -> Result<(Engine, BrokerInfo, StartNotes), String> {
         let (conn, info) = connect::open_first(&cfg.uri, "warren producer").await?;
         let run = std::time::SystemTime::now()
@@ -219,6 +250,7 @@ impl Supervisor {
                         }
                     }
                     self.sink.send(Event::DispatchApplied(d)).await;
+                    self.sink.flush().await;
                 }
                 Command::SetDelay { consumer, delay } => self.tell(consumer, ConsumerCmd::SetDelay(delay)),
                 Command::AddConsumer { consumer, delay } => self.add_consumer(consumer, delay).await,

@@ -104,11 +104,22 @@ impl ProducerActor {
                     if count > now {
                         pending.push_front((batch, count - now));
                     }
-                    for _ in 0..now {
-                        let id = next_id;
-                        next_id += 1;
-                        if let Err(reason) = self.publish(id, batch, &mut confirms).await {
+                    // The app hears of the whole chunk before any of it is published, so it
+                    // knows every task before a consumer can report it.
+                    let ids = next_id..next_id + u64::from(now);
+                    next_id = ids.end;
+                    for id in ids.clone() {
+                        self.events.send(Event::Published { id, batch }).await;
+                    }
+                    self.events.flush().await;
+                    let mut ids = ids.into_iter();
+                    for id in ids.by_ref() {
+                        if let Err(reason) = self.publish(id, &mut confirms).await {
                             self.events.send(Event::PublishFailed { id, reason: reason.clone() }).await;
+                            for never_sent in ids.by_ref() {
+                                let reason = "not sent: the connection was lost".to_string();
+                                self.events.send(Event::PublishFailed { id: never_sent, reason }).await;
+                            }
                             self.lose_link(reason).await;
                             retry_at = Instant::now() + backoff.next();
                             break;
@@ -130,6 +141,8 @@ impl ProducerActor {
                         }
                     }
                 }
+                // Nothing else is ready: hand the gathered events to the app now.
+                () = self.events.flush(), if self.events.pending() => {}
                 _ = sleep_until(retry_at), if self.link.is_none() => {
                     match self.reconnect().await {
                         Ok(info) => {
@@ -146,6 +159,7 @@ impl ProducerActor {
                 }
             }
         }
+        self.events.flush().await;
         if let Some(link) = self.link.take() {
             let close = link.conn.close(200, "warren: bye".into());
             let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
@@ -155,12 +169,9 @@ impl ProducerActor {
     async fn publish(
         &self,
         id: TaskId,
-        batch: Option<BatchId>,
         confirms: &mut FuturesUnordered<ConfirmFuture>,
     ) -> Result<(), String> {
         let link = self.link.as_ref().expect("publish needs a link");
-        // Reported first, so that the ledger knows the task before any consumer can.
-        self.events.send(Event::Published { id, batch }).await;
         let props = BasicProperties::default()
             .with_delivery_mode(if self.shared.durable { 2 } else { 1 })
             .with_message_id(id.to_string().into());
@@ -189,6 +200,7 @@ impl ProducerActor {
             .await;
         }
         self.events.send(Event::ConnectionLost { reason }).await;
+        self.events.flush().await;
     }
 
     async fn reconnect(&mut self) -> Result<crate::app::BrokerInfo, String> {
