@@ -48,6 +48,20 @@ pub async fn open_first(uri: &AMQPUri, name: &str) -> Result<(Connection, Broker
     Ok((conn, info))
 }
 
+/// A few words for a pane: "connection refused", "CONNECTION_FORCED - broker forced ...".
+pub fn brief(e: &lapin::Error) -> String {
+    match e.kind() {
+        ErrorKind::IOError(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+            std::io::ErrorKind::UnexpectedEof => "connection closed".into(),
+            _ => io.to_string(),
+        },
+        ErrorKind::ProtocolError(amqp) => amqp.get_message().to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// The reply code of an AMQP error, if the error is one.
 pub fn reply_code(e: &lapin::Error) -> Option<u16> {
     match e.kind() {

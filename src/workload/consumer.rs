@@ -153,7 +153,7 @@ impl ConsumerActor {
                         self.accept(d, manual_ack, &link, &mut waiting).await;
                     }
                     Some(Err(e)) => {
-                        self.lose_link(&mut link, &mut current, &mut waiting, e.to_string()).await;
+                        self.lose_link(&mut link, &mut current, &mut waiting, connect::brief(&e)).await;
                         retry_at = Instant::now() + backoff.next();
                     }
                     None => {
@@ -201,8 +201,8 @@ impl ConsumerActor {
     /// Connect, open a channel, and consume with the current dispatch settings.
     async fn register(&self) -> Result<Link, String> {
         let name = format!("warren consumer C{}", self.id + 1);
-        let conn = connect::open(&self.shared.uri, &name).await.map_err(|e| e.to_string())?;
-        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        let conn = connect::open(&self.shared.uri, &name).await.map_err(|e| connect::brief(&e))?;
+        let channel = conn.create_channel().await.map_err(|e| connect::brief(&e))?;
         // Like the tutorial's worker: declare the queue too, so that after a broker restart
         // the consumer does not depend on the producer having re-declared it first.
         super::producer::declare(&channel, &self.shared, false).await?;

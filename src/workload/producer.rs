@@ -152,7 +152,10 @@ impl ProducerActor {
                         Err(e) => {
                             let wait = backoff.next();
                             retry_at = Instant::now() + wait;
-                            let text = format!("producer cannot reconnect: {e}; retrying in {}ms", wait.as_millis());
+                            // The first clause ("cannot connect to host:port: connection refused")
+                            // fits a banner; the advice after it was for start-up.
+                            let what = e.split(". ").next().unwrap_or(&e);
+                            let text = format!("producer: {what}; retrying in {}ms", wait.as_millis());
                             self.events.send(Event::Error(text)).await;
                         }
                     }
