@@ -98,6 +98,7 @@ pub struct Headless {
 /// The most consumers one warren drives; more would not be visible or meaningful.
 pub const MAX_CONSUMERS: usize = 64;
 const MAX_DELAY: Duration = Duration::from_secs(3600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Cli {
     /// Check every value; the error is one line that says what to change.
@@ -126,8 +127,11 @@ impl Cli {
             let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
                 format!("--timeout '{}' is not a duration ({e}): try 30s or 5m", self.timeout)
             })?;
-            if timeout.is_zero() {
-                return Err("--timeout must be longer than 0s".into());
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err(format!(
+                    "--timeout '{}' is out of range: give more than 0s and at most 7d",
+                    self.timeout
+                ));
             }
             Some(Headless { publish, json: self.json, timeout })
         } else {
@@ -249,6 +253,7 @@ mod tests {
             (&["--queue", "amq.foo"], "reserved"),
             (&["--headless"], "needs --publish"),
             (&["--headless", "--publish", "3", "--timeout", "soon"], "not a duration"),
+            (&["--headless", "--publish", "3", "--timeout", "5000000y"], "at most 7d"),
             (&["--json"], "--headless"),
             (&["--mode", "random"], "possible values"),
             (&["--prefetch", "-1"], "unexpected argument"),

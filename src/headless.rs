@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::app::{Action, App, AppOptions, ConsumerStatus, Event, Mode, Msg};
+use crate::app::{Action, App, AppOptions, ConsumerStatus, Event, LossReason, Mode, Msg};
 use crate::cli::Config;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
@@ -83,6 +83,7 @@ impl Driver {
     }
 
     pub async fn shutdown(self) {
+        drop(self.events);
         self.engine.shutdown().await;
     }
 }
@@ -251,8 +252,11 @@ pub async fn run(cfg: Config) -> u8 {
     let finished = driver
         .wait_until(remaining, |app| {
             let t = app.ledger.totals();
-            // Everything published, settled, and every publish confirmed (or known failed).
-            t.published == want && app.settled() && app.producer.confirmed + t.lost >= want
+            // Everything published and settled, and every publish answered: confirmed, refused,
+            // or its confirm lost with a connection.
+            let failed = app.ledger.lost_by_reason().get(&LossReason::PublishFailed).copied().unwrap_or(0);
+            let answered = app.producer.confirmed + app.producer.unconfirmed + failed;
+            t.published == want && app.settled() && answered >= want
         })
         .await;
     let summary = Summary::of(&driver.app);
@@ -273,9 +277,12 @@ pub async fn run(cfg: Config) -> u8 {
     } else {
         let t = summary.processed + summary.lost;
         eprintln!(
-            "warren: timed out after {}: {t} of {} tasks settled (raise --timeout, or check the consumers' delays)",
+            "warren: timed out after {}: {t} of {} tasks processed or lost, {} published, {} confirmed \
+             (raise --timeout, or check the consumers' delays)",
             humantime::format_duration(h.timeout),
-            h.publish
+            h.publish,
+            summary.published,
+            summary.confirmed
         );
         EXIT_TIMEOUT
     }

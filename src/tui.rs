@@ -94,6 +94,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         }
     }
     // Consumers close their channels while the screen still shows them, then restore.
+    drop(events);
     engine.shutdown().await;
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();

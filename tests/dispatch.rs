@@ -168,3 +168,41 @@ async fn a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own() {
     d.shutdown().await;
     delete_queue(&url, &queue).await;
 }
+
+#[tokio::test]
+async fn killing_an_auto_ack_consumer_mid_flood_still_settles_every_task() {
+    let Some(url) = broker_url("killing_an_auto_ack_consumer_mid_flood_still_settles") else { return };
+    let queue = unique_queue("kill-flood");
+    let mut d = start(&url, &queue, &["--mode", "rr", "--consumers", "2", "--delay", "1s,0s"]).await;
+    d.publish(5000);
+    // Kill C1 while deliveries are still streaming to it: some are in lapin's buffer or on the
+    // wire, already forgotten by the broker. They must end up lost, not "at broker" forever.
+    assert!(d.wait_until(PATIENCE, |a| a.consumers[0].received >= 1).await);
+    d.act(Action::SelectVisible(0));
+    d.act(Action::KillConsumer);
+    assert!(
+        d.wait_until(PATIENCE, |a| a.settled() && a.ledger.totals().published == 5000).await,
+        "settled: {:?}",
+        d.app.ledger.totals()
+    );
+    let t = d.app.ledger.totals();
+    assert!(t.lost >= 1 && t.done + t.lost == 5000, "{t:?}");
+    assert_eq!(t.done, d.app.consumers[1].processed.total() + d.app.consumers[0].processed.total());
+    totals_add_up(&d.app);
+    d.shutdown().await;
+    delete_queue(&url, &queue).await;
+}
+
+#[tokio::test]
+async fn a_second_warren_on_the_same_queue_is_refused() {
+    let Some(url) = broker_url("a_second_warren_on_the_same_queue_is_refused") else { return };
+    let queue = unique_queue("shared");
+    let first = start(&url, &queue, &["--consumers", "1", "--delay", "0s"]).await;
+    let err = warren::headless::Driver::start(&common::config(&url, &queue, &[]), false)
+        .await
+        .err()
+        .expect("the second one is refused");
+    assert!(err.contains("already has 1 consumer(s)") && err.contains("--queue"), "{err}");
+    first.shutdown().await;
+    delete_queue(&url, &queue).await;
+}

@@ -38,8 +38,9 @@ pub enum LossReason {
     KilledUnderAutoAck,
     /// The broker refused the publish (basic.nack from publisher confirms) or it never arrived.
     PublishFailed,
-    /// The broker no longer had it after a reconnect (a non-durable queue or transient message).
-    MissingAfterReconnect,
+    /// The broker no longer had it after a crash or a reconnect: in flight to an auto-ack
+    /// consumer that died, in a non-durable queue of a restarted broker, or never arrived.
+    Vanished,
 }
 
 impl LossReason {
@@ -47,7 +48,7 @@ impl LossReason {
         match self {
             LossReason::KilledUnderAutoAck => "consumer killed under auto-ack",
             LossReason::PublishFailed => "publish refused or failed",
-            LossReason::MissingAfterReconnect => "gone from broker after reconnect",
+            LossReason::Vanished => "gone from the broker (crash/reconnect)",
         }
     }
 }
@@ -64,6 +65,9 @@ pub struct Totals {
     pub lost: u64,
     /// Deliveries that carried the redelivered flag (not a place: a task can be redelivered often).
     pub redelivered: u64,
+    /// Redeliveries of tasks already done: the ack was lost with a connection, so the broker
+    /// delivered again (at-least-once). Processed again, but counted once in `done`.
+    pub duplicates: u64,
 }
 
 impl Totals {
@@ -100,6 +104,10 @@ pub struct Ledger {
     totals: Totals,
     in_process_manual: u64,
     held: Vec<Held>,
+    /// The highest id published so far: ids are handed out in order from 1.
+    max_published: TaskId,
+    /// Duplicates being processed now (see `Totals::duplicates`).
+    duplicates: std::collections::HashSet<TaskId>,
     lost_by_reason: BTreeMap<LossReason, u64>,
     anomalies: Vec<Anomaly>,
 }
@@ -144,6 +152,7 @@ impl Ledger {
             return;
         }
         self.totals.published += 1;
+        self.max_published = self.max_published.max(id);
         self.enter(id, Place::AtBroker);
     }
 
@@ -159,22 +168,46 @@ impl Ledger {
         if redelivered {
             self.totals.redelivered += 1;
         }
-        let previous = match self.open.get(&id) {
-            Some(p) if redelivered && *p != Place::AtBroker => p.holder(),
-            _ => None,
-        };
         let place = if manual_ack { Place::Unacked(consumer) } else { Place::Backlog(consumer) };
-        self.transition(id, place, "delivered");
-        previous
+        match self.open.get(&id).copied() {
+            Some(Place::AtBroker) => {
+                self.transition(id, place, "delivered");
+                None
+            }
+            // The broker redelivered it before the old holder's report reached us.
+            Some(p) if redelivered && p.holder() != Some(consumer) => {
+                self.transition(id, place, "delivered");
+                p.holder()
+            }
+            Some(_) => {
+                self.anomaly(format!("task #{id} delivered to C{} while another holds it", consumer + 1));
+                None
+            }
+            None if redelivered && id <= self.max_published => {
+                self.totals.duplicates += 1;
+                self.duplicates.insert(id);
+                None
+            }
+            None => {
+                self.anomaly(format!("task #{id} delivered but the ledger does not hold it"));
+                None
+            }
+        }
     }
 
     pub fn started(&mut self, id: TaskId, consumer: ConsumerId) {
+        if self.duplicates.contains(&id) {
+            return;
+        }
         let manual_ack = matches!(self.open.get(&id), Some(Place::Unacked(_)));
         self.transition(id, Place::InProcess { consumer, manual_ack }, "started");
     }
 
     /// Processed (and acked, for a manual-ack task): the task is done.
     pub fn done(&mut self, id: TaskId) {
+        if self.duplicates.remove(&id) {
+            return;
+        }
         if self.leave(id, "finished").is_some() {
             self.totals.done += 1;
         }
@@ -183,6 +216,9 @@ impl Ledger {
     /// The broker has it again: the holding channel closed or the consumer nacked with requeue.
     /// Ignored (false) when `consumer` no longer holds it: it was already redelivered elsewhere.
     pub fn requeued(&mut self, id: TaskId, consumer: ConsumerId) -> bool {
+        if self.duplicates.remove(&id) {
+            return false;
+        }
         if self.holder(id) != Some(consumer) {
             return false;
         }
@@ -192,6 +228,9 @@ impl Ledger {
 
     /// A consumer lost a task it held (false if it did not hold it).
     pub fn lost(&mut self, id: TaskId, consumer: ConsumerId, reason: LossReason) -> bool {
+        if self.duplicates.remove(&id) {
+            return false;
+        }
         if self.holder(id) != Some(consumer) {
             return false;
         }
@@ -356,6 +395,34 @@ mod tests {
         assert!(!l.requeued(3, 0), "the late report is ignored");
         assert_eq!(l.place(3), Some(Place::Unacked(1)));
         assert_eq!(l.broker_unacked(), 1);
+        consistent(&l);
+    }
+
+    #[test]
+    fn a_done_task_delivered_again_is_a_duplicate_not_a_second_task() {
+        let mut l = Ledger::default();
+        l.published(1);
+        l.delivered(1, 0, true, false);
+        l.started(1, 0);
+        l.done(1);
+        // The ack was lost with the connection: the broker delivers it again.
+        assert_eq!(l.delivered(1, 1, true, true), None);
+        l.started(1, 1);
+        l.done(1);
+        let t = l.totals();
+        assert_eq!((t.done, t.duplicates, t.redelivered), (1, 1, 1));
+        assert!(l.anomalies().is_empty(), "{:?}", l.anomalies());
+        consistent(&l);
+    }
+
+    #[test]
+    fn a_stale_first_delivery_does_not_steal_a_held_task() {
+        let mut l = Ledger::default();
+        l.published(2);
+        l.delivered(2, 0, true, false);
+        l.delivered(2, 1, true, false);
+        assert_eq!(l.place(2), Some(Place::Unacked(0)));
+        assert_eq!(l.anomalies().len(), 1);
         consistent(&l);
     }
 

@@ -65,6 +65,10 @@ pub enum Event {
     Confirmed {
         id: TaskId,
     },
+    /// The connection went before the broker confirmed this publish: it may or may not be there.
+    Unconfirmed {
+        id: TaskId,
+    },
     /// The broker nacked the publish, or it could not be sent.
     PublishFailed {
         id: TaskId,
@@ -293,6 +297,8 @@ pub struct Producer {
     pub streaming: bool,
     pub published: Meter,
     pub confirmed: u64,
+    /// Publishes whose confirm was lost with the connection.
+    pub unconfirmed: u64,
     pub recent: Trail<TaskId>,
 }
 
@@ -334,10 +340,12 @@ pub struct App {
     batch_of: HashMap<TaskId, BatchId>,
     next_batch: BatchId,
     pub banner: Option<Banner>,
-    /// Since when the broker has looked empty while the ledger still expects tasks there,
-    /// after a reconnect (see `reconcile`).
+    /// After a crash or a lost connection: tasks up to this id may have vanished from the
+    /// broker (see `reconcile`).
+    suspect_upto: Option<TaskId>,
+    /// Since when the broker has looked empty while suspect tasks are still placed there.
     missing_since: Option<Instant>,
-    reconnected: bool,
+    last_published: TaskId,
     pub show_help: bool,
     pub quitting: bool,
     keep_history: bool,
@@ -362,6 +370,7 @@ impl App {
                 streaming: false,
                 published: Meter::default(),
                 confirmed: 0,
+                unconfirmed: 0,
                 recent: Trail::new(8),
             },
             consumers,
@@ -375,8 +384,9 @@ impl App {
             batch_of: HashMap::new(),
             next_batch: 1,
             banner: None,
+            suspect_upto: None,
             missing_since: None,
-            reconnected: false,
+            last_published: 0,
             show_help: false,
             quitting: false,
             keep_history: opts.keep_history,
@@ -575,11 +585,12 @@ impl App {
             }
             Event::ConnectionLost { reason } => {
                 self.connected = false;
-                self.reconnected = true;
+                self.suspect_upto = Some(self.last_published);
                 self.set_banner(format!("connection lost: {reason}; reconnecting"), now);
             }
             Event::Published { id, batch } => {
                 self.ledger.published(id);
+                self.last_published = self.last_published.max(id);
                 self.producer.published.add(1);
                 self.producer.recent.push(id);
                 if let Some(batch) = batch {
@@ -587,6 +598,7 @@ impl App {
                 }
             }
             Event::Confirmed { .. } => self.producer.confirmed += 1,
+            Event::Unconfirmed { .. } => self.producer.unconfirmed += 1,
             Event::PublishFailed { id, reason } => {
                 self.ledger.lost_unheld(id, LossReason::PublishFailed);
                 self.task_settled(id, now);
@@ -606,6 +618,7 @@ impl App {
                 }
             }
             Event::ConsumerReconnecting { consumer, reason } => {
+                self.suspect_upto = Some(self.last_published);
                 if let Some(c) = self.consumer(consumer)
                     && c.alive()
                 {
@@ -662,6 +675,9 @@ impl App {
                 }
             }
             Event::ConsumerGone { consumer, killed } => {
+                if killed {
+                    self.suspect_upto = Some(self.last_published);
+                }
                 if let Some(c) = self.consumer(consumer) {
                     c.status = if killed { ConsumerStatus::Crashed } else { ConsumerStatus::Removed };
                     c.working = None;
@@ -700,15 +716,21 @@ impl App {
         }
     }
 
-    /// After a reconnect, tasks the ledger places at the broker may be gone: a restarted broker
-    /// forgets a non-durable queue, and publishes in flight may never have arrived. When the
-    /// broker reports an empty queue and no consumer holds anything, for long enough that no
-    /// delivery can still be on its way, those tasks are declared lost rather than waited for.
+    /// After a crash or a lost connection, tasks the ledger places at the broker may be gone:
+    /// auto-ack deliveries in flight to a consumer that died, a non-durable queue of a
+    /// restarted broker, publishes that never arrived. When the broker reports its queue empty
+    /// for long enough that no delivery can still be on its way, such tasks (published before
+    /// the incident) are declared lost rather than waited for forever.
     fn reconcile(&mut self, now: Instant) {
-        let t = self.ledger.totals();
+        let Some(upto) = self.suspect_upto else { return };
         let broker_empty = self.queue_ready == Some(0) && self.connected;
-        let nothing_held = t.unacked + t.backlog + t.in_process == 0;
-        if !(self.reconnected && broker_empty && nothing_held && t.at_broker > 0) {
+        let suspects = self.ledger.at_broker_ids().into_iter().filter(|&id| id <= upto).count();
+        if suspects == 0 {
+            self.suspect_upto = None;
+            self.missing_since = None;
+            return;
+        }
+        if !broker_empty {
             self.missing_since = None;
             return;
         }
@@ -716,16 +738,17 @@ impl App {
         if now.duration_since(since) < MISSING_AFTER {
             return;
         }
-        let ids = self.ledger.at_broker_ids();
+        let ids: Vec<TaskId> = self.ledger.at_broker_ids().into_iter().filter(|&id| id <= upto).collect();
         for &id in &ids {
-            self.ledger.lost_unheld(id, LossReason::MissingAfterReconnect);
+            self.ledger.lost_unheld(id, LossReason::Vanished);
             self.task_settled(id, now);
         }
+        self.suspect_upto = None;
         self.missing_since = None;
         self.set_banner(
             format!(
-                "{} tasks were not at the broker after reconnecting (non-durable queue or \
-                 unconfirmed publishes): counted as lost",
+                "{} tasks are no longer at the broker (in flight to a crashed auto-ack consumer, \
+                 or a queue lost in a restart): counted as lost",
                 ids.len()
             ),
             now,

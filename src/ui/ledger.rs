@@ -26,7 +26,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(format!(" ↳ {n}: {}", reason.describe()), theme::ALARM));
     }
     let mut extra = cell(("redelivered", t.redelivered, theme::VALUE)).to_vec();
-    if anomalies > 0 {
+    if t.duplicates > 0 {
+        // Processed twice because an ack was lost with a connection (at-least-once delivery).
+        extra.push(Span::raw("  "));
+        extra.extend(cell(("duplicates", t.duplicates, theme::WARN)));
+    } else if anomalies > 0 {
         extra.push(Span::raw("  "));
         extra.extend(cell(("anomalies", anomalies, theme::ALARM)));
     }

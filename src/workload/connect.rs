@@ -22,24 +22,29 @@ pub async fn open_first(uri: &AMQPUri, name: &str) -> Result<(Connection, Broker
     let host = uri.authority.host.clone();
     let port = uri.authority.port;
     let where_ = format!("{host}:{port}");
-    let ServerIdentity { product, version } =
-        probe(&host, port, PROBE_TIMEOUT).await.map_err(|e| match e {
-            ProbeError::Refused => format!(
-                "cannot connect to {where_}: connection refused. Is RabbitMQ running? \
+    // The probe speaks plain AMQP; over TLS the handshake itself is the first contact.
+    let identity = if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+        Ok(ServerIdentity { product: "AMQP broker".into(), version: "(TLS)".into() })
+    } else {
+        probe(&host, port, PROBE_TIMEOUT).await
+    };
+    let ServerIdentity { product, version } = identity.map_err(|e| match e {
+        ProbeError::Refused => format!(
+            "cannot connect to {where_}: connection refused. Is RabbitMQ running? \
                  Start it with `sudo systemctl start rabbitmq-server` (or `rabbitmq-server -detached`, \
                  or `docker run -d -p 5672:5672 rabbitmq:3`), or point --url at your broker"
-            ),
-            ProbeError::Timeout(t) => format!(
-                "cannot connect to {where_}: no answer within {}s. Check the host and port in --url \
+        ),
+        ProbeError::Timeout(t) => format!(
+            "cannot connect to {where_}: no answer within {}s. Check the host and port in --url \
                  and any firewall in between",
-                t.as_secs()
-            ),
-            ProbeError::Io(e) => format!("cannot connect to {where_}: {e}. Check the host in --url"),
-            ProbeError::NotAmqp(why) => format!(
-                "{where_} is not an AMQP 0-9-1 broker: {why}. Check the port in --url \
+            t.as_secs()
+        ),
+        ProbeError::Io(e) => format!("cannot connect to {where_}: {e}. Check the host in --url"),
+        ProbeError::NotAmqp(why) => format!(
+            "{where_} is not an AMQP 0-9-1 broker: {why}. Check the port in --url \
                  (RabbitMQ's AMQP port is 5672)"
-            ),
-        })?;
+        ),
+    })?;
     let conn = tokio::time::timeout(PROBE_TIMEOUT * 2, open(uri, name))
         .await
         .map_err(|_| format!("{where_} accepted the connection but did not finish the AMQP handshake"))?

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     BasicRejectOptions,
@@ -20,6 +20,9 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{Backoff, EventSink, Shared, connect, parse_task};
 use crate::app::{ConsumerId, Dispatch, Event, LossReason, TaskId};
+
+/// How long one connect-and-consume attempt may take.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum ConsumerCmd {
     SetDelay(Duration),
@@ -107,8 +110,13 @@ impl ConsumerActor {
                     }
                     Some(ConsumerCmd::Remove) => {
                         leaving = true;
+                        if let Some(l) = &mut link
+                            && !drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await
+                        {
+                            let reason = "cancel did not complete".to_string();
+                            self.lose_link(&mut link, &mut current, &mut waiting, reason).await;
+                        }
                         if let Some(l) = &mut link {
-                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await;
                             // Unstarted manual-ack tasks go back to the queue for the others.
                             let (back, keep): (Vec<Held>, Vec<Held>) =
                                 waiting.drain(..).partition(|h| h.manual_ack);
@@ -129,8 +137,15 @@ impl ConsumerActor {
                         self.dispatch = d;
                         if let Some(l) = &mut link
                             && !leaving
+                            && !drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await
                         {
-                            drain_after_cancel(l, &mut waiting, self.id, self.shared.run, &mut self.events).await;
+                            let reason = "cancel did not complete".to_string();
+                            self.lose_link(&mut link, &mut current, &mut waiting, reason).await;
+                            retry_at = Instant::now() + backoff.next();
+                        }
+                        if let Some(l) = &mut link
+                            && !leaving
+                        {
                             match consume(&l.channel, self.id, &self.shared, d).await {
                                 Ok((deliveries, tag)) => {
                                     l.deliveries = deliveries;
@@ -174,7 +189,10 @@ impl ConsumerActor {
                 // Nothing else is ready: hand the gathered events to the app now.
                 () = self.events.flush(), if self.events.pending() => {}
                 _ = sleep_until(retry_at), if link.is_none() && !leaving => {
-                    match self.register().await {
+                    // Bounded: lapin has no connect timeout, and commands wait meanwhile.
+                    let attempt = tokio::time::timeout(REGISTER_TIMEOUT, self.register());
+                    let attempt = attempt.await.unwrap_or_else(|_| Err("no answer from the broker".into()));
+                    match attempt {
                         Ok(l) => {
                             link = Some(l);
                             backoff = Backoff::default();
@@ -299,7 +317,26 @@ impl ConsumerActor {
     }
 
     /// Die without acking: the broker requeues manual-ack tasks, auto-ack ones are gone.
-    async fn crash(&mut self, link: Option<Link>, current: Option<Held>, waiting: &mut VecDeque<Held>) {
+    async fn crash(&mut self, mut link: Option<Link>, current: Option<Held>, waiting: &mut VecDeque<Held>) {
+        // Deliveries lapin already holds for us die with us too. Auto-ack ones are gone from
+        // the broker, so they must be reported; manual-ack ones the broker will requeue.
+        if let Some(l) = &mut link {
+            while let Some(Some(Ok(d))) = l.deliveries.next().now_or_never() {
+                if !l.no_ack {
+                    continue;
+                }
+                if let Some(id) = parse_task(&d.data, self.shared.run) {
+                    let ev = Event::Delivered {
+                        consumer: self.id,
+                        id,
+                        manual_ack: false,
+                        redelivered: d.redelivered,
+                    };
+                    self.events.send(ev).await;
+                    waiting.push_back(Held { id, tag: d.delivery_tag, manual_ack: false });
+                }
+            }
+        }
         let held: Vec<Held> = current.into_iter().chain(waiting.drain(..)).collect();
         let (requeued, lost): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.manual_ack);
         if !requeued.is_empty() {
@@ -344,14 +381,16 @@ async fn consume(
     Ok((deliveries, tag))
 }
 
-/// Cancel the registration and keep every delivery that was already on its way.
+/// Cancel the registration and keep every delivery that was already on its way. False if the
+/// stream did not end in time: the caller must then drop the link (closing the channel makes
+/// the broker requeue whatever could not be drained).
 async fn drain_after_cancel(
     l: &mut Link,
     waiting: &mut VecDeque<Held>,
     id: ConsumerId,
     run: u64,
     events: &mut EventSink,
-) {
+) -> bool {
     let manual_ack = !l.no_ack;
     let _ = l.channel.basic_cancel(l.tag.as_str().into(), BasicCancelOptions::default()).await;
     // After cancel-ok lapin ends the stream once the deliveries before it are handed out.
@@ -364,7 +403,7 @@ async fn drain_after_cancel(
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    tokio::time::timeout(Duration::from_secs(5), drain).await.is_ok()
 }
 
 async fn next_delivery(link: &mut Option<Link>) -> Option<Result<lapin::message::Delivery, lapin::Error>> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{BrokerInfo, Command, ConsumerId, Dispatch, Event, TaskId};
 use consumer::{ConsumerActor, ConsumerCmd};
@@ -80,11 +81,17 @@ impl EventSink {
 
     /// Hand the gathered events over. Call before anything whose effect another actor could
     /// report (a publish, closing a connection) so the app hears of causes before effects.
+    ///
+    /// Cancel-safe: it is raced against other work in `select!`, so the batch leaves the
+    /// buffer only once a slot in the channel is reserved (a cancelled `send` would lose it).
     async fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(32));
-            // A closed channel means warren is shutting down; nothing is left to tell.
-            let _ = self.tx.send(batch).await;
+        if self.buf.is_empty() {
+            return;
+        }
+        match self.tx.reserve().await {
+            Ok(permit) => permit.send(std::mem::replace(&mut self.buf, Vec::with_capacity(32))),
+            // The app is gone (warren is shutting down): nobody is left to tell.
+            Err(_) => self.buf.clear(),
         }
     }
 
@@ -139,6 +146,7 @@ pub struct StartNotes {
 /// A running workload. Dropping it does not stop the actors: call [`Engine::shutdown`].
 pub struct Engine {
     commands: mpsc::UnboundedSender<Command>,
+    quit: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -174,7 +182,9 @@ impl Engine {
         };
         let producer_task = tokio::spawn(producer.run());
         let (tx, rx) = mpsc::unbounded_channel();
+        let quit = CancellationToken::new();
         let supervisor = Supervisor {
+            quit: quit.clone(),
             shared,
             sink,
             dispatch: cfg.dispatch,
@@ -183,7 +193,7 @@ impl Engine {
             consumers: Vec::new(),
         };
         let task = tokio::spawn(supervisor.run(cfg.delays, rx));
-        Ok((Engine { commands: tx, task }, info, StartNotes { purged }))
+        Ok((Engine { commands: tx, quit, task }, info, StartNotes { purged }))
     }
 
     pub fn send(&self, cmd: Command) {
@@ -192,8 +202,10 @@ impl Engine {
     }
 
     /// Stop everything: consumers close their channels (the broker requeues what they held
-    /// unacked), the producer closes its connection.
+    /// unacked), the producer closes its connection. Drop the event receiver first, so no
+    /// actor waits for room in a channel nobody reads.
     pub async fn shutdown(self) {
+        self.quit.cancel();
         let _ = self.commands.send(Command::Quit);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
@@ -201,6 +213,15 @@ impl Engine {
 
 async fn purge_leftovers(channel: &lapin::Channel, shared: &Shared) -> Result<u32, String> {
     let q = producer::declare(channel, shared, true).await?;
+    if q.consumer_count() > 0 {
+        // Another warren (or a real worker) would take our tasks, and we would drop theirs.
+        return Err(format!(
+            "queue '{}' already has {} consumer(s), perhaps another warren: give this one its own \
+             queue with --queue NAME",
+            shared.queue,
+            q.consumer_count()
+        ));
+    }
     if q.message_count() == 0 {
         return Ok(0);
     }
@@ -219,6 +240,8 @@ struct ConsumerHandle {
 
 /// Owns the actors and turns app commands into actor commands, in order.
 struct Supervisor {
+    /// Cancelled on quit, so a wait for a slow consumer does not hold the quit up.
+    quit: CancellationToken,
     shared: Shared,
     sink: EventSink,
     dispatch: Dispatch,
@@ -233,6 +256,9 @@ impl Supervisor {
             self.add_consumer(id, delay).await;
         }
         while let Some(cmd) = commands.recv().await {
+            if self.quit.is_cancelled() {
+                break;
+            }
             match cmd {
                 Command::Publish { count, batch } => {
                     let _ = self.producer.send(ProducerCmd::Publish { count, batch: Some(batch) });
@@ -246,7 +272,7 @@ impl Supervisor {
                     for handle in self.consumers.iter().flatten() {
                         let (done, wait) = oneshot::channel();
                         if handle.commands.send(ConsumerCmd::SetDispatch(d, done)).is_ok() {
-                            let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+                            self.bounded_wait(wait).await;
                         }
                     }
                     self.sink.send(Event::DispatchApplied(d)).await;
@@ -287,7 +313,15 @@ impl Supervisor {
         self.consumers[id] = Some(ConsumerHandle { commands: tx, task });
         // Wait for basic.consume-ok before the next one registers (bounded: a dead broker must
         // not stall the supervisor; the consumer goes on retrying by itself).
-        let _ = tokio::time::timeout(Duration::from_secs(10), registered).await;
+        self.bounded_wait(registered).await;
+    }
+
+    /// Wait for a consumer's answer, at most 10s, and not at all once quitting.
+    async fn bounded_wait(&self, answer: oneshot::Receiver<()>) {
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(10), answer) => {}
+            () = self.quit.cancelled() => {}
+        }
     }
 
     async fn stop(self) {
@@ -313,6 +347,25 @@ mod tests {
         assert_eq!(parse_task(b"hello", 0xabc), None);
         assert_eq!(parse_task(b"warren abc 42 extra", 0xabc), None);
         assert_eq!(parse_task(&[0xff, 0xfe], 0xabc), None);
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_loses_a_race_keeps_its_events() {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.send(vec![]).await.unwrap(); // the channel is full: flush must wait
+        let mut sink = EventSink::new(tx);
+        sink.send(Event::Confirmed { id: 1 }).await;
+        for _ in 0..3 {
+            tokio::select! {
+                biased;
+                () = std::future::ready(()) => {}
+                () = sink.flush() => panic!("no room yet"),
+            }
+        }
+        assert!(sink.pending(), "the cancelled flushes kept the batch");
+        rx.recv().await.unwrap();
+        sink.flush().await;
+        assert_eq!(rx.recv().await.unwrap(), vec![Event::Confirmed { id: 1 }]);
     }
 
     #[test]

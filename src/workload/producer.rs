@@ -96,7 +96,7 @@ impl ProducerActor {
                     Ok(_) => self.events.send(Event::Confirmed { id }).await,
                     // Connection lost before the confirm: the broker may or may not have it.
                     // The ledger keeps it at the broker; the app reconciles after reconnecting.
-                    Err(_) => {}
+                    Err(_) => self.events.send(Event::Unconfirmed { id }).await,
                 },
                 () = std::future::ready(()), if can_publish => {
                     let (batch, count) = pending.pop_front().expect("can_publish");
@@ -126,7 +126,8 @@ impl ProducerActor {
                         }
                     }
                 }
-                _ = tick(&mut stream), if stream.is_some() => pending.push_back((None, 1)),
+                // No ticks while disconnected: a stream must not pile up tasks during an outage.
+                _ = tick(&mut stream), if stream.is_some() && self.link.is_some() => pending.push_back((None, 1)),
                 _ = stats.tick() => {
                     if let Some(link) = &self.link {
                         match declare(&link.channel, &self.shared, true).await {
@@ -147,6 +148,9 @@ impl ProducerActor {
                     match self.reconnect().await {
                         Ok(info) => {
                             backoff = Backoff::default();
+                            if let Some(i) = &mut stream {
+                                i.reset();
+                            }
                             self.events.send(Event::Connected(info)).await;
                         }
                         Err(e) => {
