@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use lapin::uri::AMQPUri;
 
 use crate::app::{Dispatch, Mode};
@@ -11,11 +11,19 @@ pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// warren: watch a RabbitMQ work queue dispatch tasks to consumers, live.
 #[derive(Debug, Parser)]
-#[command(name = "warren", version, about, long_about = None)]
+#[command(name = "warren", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// AMQP URI of the broker (credentials are never shown on screen).
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_URL)]
-    pub url: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// AMQP URI of an external broker (credentials are never shown on screen). Without it,
+    /// warren uses a local RabbitMQ if one answers, else its embedded broker.
+    #[arg(long, env = "AMQP_URL", conflicts_with = "broker")]
+    pub url: Option<String>,
+
+    /// `embedded`: always use the built-in broker, even if RabbitMQ runs locally.
+    #[arg(long, value_enum)]
+    pub broker: Option<BrokerArg>,
 
     /// Name of the task queue to declare and use.
     #[arg(long, default_value = "warren.tasks")]
@@ -66,6 +74,32 @@ pub struct Cli {
     pub timeout: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded AMQP 0-9-1 broker on its own, for other programs, until Ctrl-C.
+    Broker(BrokerArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// Address to listen on [default: 127.0.0.1:5672, or the next free port if taken].
+    #[arg(long)]
+    pub listen: Option<String>,
+
+    /// The user clients log in as (required when listening beyond loopback).
+    #[arg(long, requires = "password")]
+    pub user: Option<String>,
+
+    #[arg(long, requires = "user")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrokerArg {
+    /// The broker built into warren: nothing to install.
+    Embedded,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
     /// Auto-ack round-robin.
@@ -74,11 +108,20 @@ pub enum ModeArg {
     Fair,
 }
 
+/// Which broker to drive.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An external broker named by --url or AMQP_URL.
+    Url(AMQPUri),
+    /// The local RabbitMQ if it answers quickly, else the embedded broker.
+    Auto,
+    Embedded,
+}
+
 /// Everything warren needs to run, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub url: String,
-    pub uri: AMQPUri,
+    pub target: Target,
     pub queue: String,
     pub durable: bool,
     pub delays: Vec<Duration>,
@@ -103,7 +146,11 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Cli {
     /// Check every value; the error is one line that says what to change.
     pub fn into_config(self) -> Result<Config, String> {
-        let uri = parse_url(&self.url)?;
+        let target = match (&self.url, self.broker) {
+            (Some(url), _) => Target::Url(parse_url(url)?),
+            (None, Some(BrokerArg::Embedded)) => Target::Embedded,
+            (None, None) => Target::Auto,
+        };
         if self.consumers == 0 || self.consumers > MAX_CONSUMERS {
             return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
         }
@@ -138,8 +185,7 @@ impl Cli {
             None
         };
         Ok(Config {
-            url: self.url,
-            uri,
+            target,
             queue: self.queue,
             durable: !self.transient,
             delays,
@@ -227,11 +273,15 @@ mod tests {
     #[test]
     fn defaults_match_the_readme() {
         let c = cli(&[]).unwrap();
+        assert!(matches!(c.target, Target::Auto));
+        let Target::Url(uri) = cli(&["--url", DEFAULT_URL]).unwrap().target else { panic!() };
+        assert_eq!(uri.authority.port, 5672);
+        assert!(matches!(cli(&["--broker", "embedded"]).unwrap().target, Target::Embedded));
+        assert!(cli(&["--broker", "embedded", "--url", DEFAULT_URL]).is_err(), "one or the other");
         assert_eq!(c.queue, "warren.tasks");
         assert!(c.durable);
         assert_eq!(c.delays, [1, 10, 15].map(Duration::from_secs));
         assert_eq!(c.dispatch, Dispatch { mode: Mode::RoundRobin, prefetch: 1 });
-        assert_eq!(c.uri.authority.port, 5672);
         assert!(c.headless.is_none());
     }
 

@@ -9,12 +9,14 @@ use tokio::sync::mpsc;
 
 use crate::app::{Action, App, AppOptions, ConsumerStatus, Event, LossReason, Mode, Msg};
 use crate::cli::Config;
+use crate::endpoint::Endpoint;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
 /// An App wired to a running workload, without a terminal.
 pub struct Driver {
     pub app: App,
     pub notes: StartNotes,
+    endpoint: Endpoint,
     engine: Engine,
     events: mpsc::Receiver<Vec<Event>>,
     /// Received but not yet applied, newest first (so `pop` takes the oldest).
@@ -26,13 +28,27 @@ impl Driver {
     /// Connect and start the consumers; returns once every consumer is registered (or failed
     /// to, in which case it keeps retrying on its own).
     pub async fn start(cfg: &Config, keep_history: bool) -> Result<Self, String> {
+        let endpoint = Endpoint::resolve(&cfg.target).await?;
         let (tx, events) = mpsc::channel(EVENT_CAPACITY);
-        let (engine, info, notes) = Engine::start(workload_config(cfg), tx).await?;
+        let (engine, info, notes) = match Engine::start(workload_config(cfg, &endpoint), tx).await {
+            Ok(started) => started,
+            Err(e) => {
+                endpoint.stop().await;
+                return Err(e);
+            }
+        };
         let now = Instant::now();
         let mut app = App::new(app_options(cfg, keep_history), now);
         app.update(Msg::Event(Event::Connected(info)), now);
-        let mut driver =
-            Driver { app, notes, engine, events, buf: Vec::with_capacity(1024), batches: Vec::new() };
+        let mut driver = Driver {
+            app,
+            notes,
+            endpoint,
+            engine,
+            events,
+            buf: Vec::with_capacity(1024),
+            batches: Vec::new(),
+        };
         driver
             .wait_until(Duration::from_secs(30), |app| {
                 app.consumers.iter().all(|c| c.status != ConsumerStatus::Starting)
@@ -85,12 +101,13 @@ impl Driver {
     pub async fn shutdown(self) {
         drop(self.events);
         self.engine.shutdown().await;
+        self.endpoint.stop().await;
     }
 }
 
-pub fn workload_config(cfg: &Config) -> WorkloadConfig {
+pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
     WorkloadConfig {
-        uri: cfg.uri.clone(),
+        uri: endpoint.uri.clone(),
         queue: cfg.queue.clone(),
         durable: cfg.durable,
         delays: cfg.delays.clone(),
@@ -186,11 +203,12 @@ impl Summary {
             Mode::Fair if self.prefetch == 0 => "fair (manual ack, prefetch unlimited)".to_string(),
             Mode::Fair => format!("fair (manual ack, prefetch {})", self.prefetch),
         };
-        let _ = writeln!(
-            out,
-            "{} {} at {} · {mode}",
-            self.broker.product, self.broker.version, self.broker.endpoint
-        );
+        let broker = if self.broker.product == crate::broker::PRODUCT {
+            format!("embedded warren broker (in memory) at {}", self.broker.endpoint)
+        } else {
+            format!("{} {} at {}", self.broker.product, self.broker.version, self.broker.endpoint)
+        };
+        let _ = writeln!(out, "{broker} · {mode}");
         let _ = writeln!(
             out,
             "published {}  confirmed {}  processed {}  lost {}  redelivered {}  makespan {}",

@@ -4,9 +4,12 @@
 //! [`workload`] -> broker -> [`app::Event`] -> `update` -> render.
 
 pub mod app;
+pub mod broker;
 pub mod cli;
+pub mod endpoint;
 pub mod headless;
 pub mod keymap;
+pub mod serve;
 pub mod tui;
 pub mod ui;
 pub mod workload;

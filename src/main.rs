@@ -15,6 +15,17 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(headless::EXIT_ERROR) } else { ExitCode::SUCCESS };
         }
     };
+    if let Some(warren::cli::Command::Broker(args)) = cli.command {
+        return run_async(async move {
+            match warren::serve::run(args).await {
+                Ok(()) => headless::EXIT_OK,
+                Err(e) => {
+                    eprintln!("warren: {e}");
+                    headless::EXIT_ERROR
+                }
+            }
+        });
+    }
     let cfg = match cli.into_config() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -22,14 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(headless::EXIT_ERROR);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("warren: cannot start the async runtime: {e}");
-            return ExitCode::from(headless::EXIT_ERROR);
-        }
-    };
-    let code = runtime.block_on(async move {
+    run_async(async move {
         if cfg.headless.is_some() {
             headless::run(cfg).await
         } else {
@@ -41,7 +45,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-    });
+    })
+}
+
+/// Run to completion on a multi-threaded runtime and turn the code into an exit status.
+fn run_async(work: impl std::future::Future<Output = u8>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warren: cannot start the async runtime: {e}");
+            return ExitCode::from(headless::EXIT_ERROR);
+        }
+    };
+    let code = runtime.block_on(work);
     // Actors still closing connections must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     ExitCode::from(code)

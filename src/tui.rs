@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::app::{Action, App, Msg};
 use crate::cli::Config;
+use crate::endpoint::Endpoint;
 use crate::headless::{app_options, workload_config};
 use crate::workload::{EVENT_CAPACITY, Engine};
 use crate::{keymap, ui};
@@ -28,8 +29,15 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             .into());
     }
     // Connect before touching the terminal, so a failure prints as one plain line.
+    let endpoint = Endpoint::resolve(&cfg.target).await?;
     let (tx, mut events) = mpsc::channel(EVENT_CAPACITY);
-    let (engine, info, notes) = Engine::start(workload_config(&cfg), tx).await?;
+    let (engine, info, notes) = match Engine::start(workload_config(&cfg, &endpoint), tx).await {
+        Ok(started) => started,
+        Err(e) => {
+            endpoint.stop().await;
+            return Err(e);
+        }
+    };
     let now = Instant::now();
     let mut app = App::new(app_options(&cfg, false), now);
     app.update(Msg::Event(crate::app::Event::Connected(info)), now);
@@ -96,6 +104,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     // Consumers close their channels while the screen still shows them, then restore.
     drop(events);
     engine.shutdown().await;
+    endpoint.stop().await;
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     term_error.map_or(Ok(()), Err)

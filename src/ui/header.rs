@@ -32,10 +32,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 fn broker_line(app: &App) -> Line<'static> {
     let mut spans = match &app.broker {
         None => vec![Span::styled("connecting…", theme::WARN)],
+        Some(b) if b.product == crate::broker::PRODUCT => vec![
+            Span::styled("embedded warren broker, in memory", theme::VALUE),
+            Span::styled(" at ", theme::LABEL),
+            Span::styled(b.endpoint(), theme::VALUE),
+        ],
         Some(b) => vec![
             Span::styled(format!("{} {}", b.product, b.version), theme::VALUE),
             Span::styled(" at ", theme::LABEL),
-            Span::styled(b.endpoint(), theme::VALUE),
+            Span::styled(format!("{}:{}", b.host, b.port), theme::VALUE),
+            Span::styled(" vhost ", theme::LABEL),
+            Span::styled(b.vhost.clone(), theme::VALUE),
         ],
     };
     spans.push(Span::styled("  queue ", theme::LABEL));

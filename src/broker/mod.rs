@@ -1,0 +1,237 @@
+//! An embedded AMQP 0-9-1 broker: enough of RabbitMQ for work queues, in memory, on tokio,
+//! speaking the wire protocol through `amq-protocol` (the codec lapin uses), so that any AMQP
+//! client, lapin included, can use it. No ratatui and no lapin in here.
+//!
+//! ```text
+//! accept loop ──> connection (reader task) ──lock──> Core (exchanges, queues, channels)
+//!                      │                                   │ deliveries
+//!                      └── writer task <── Out (mpsc) <────┘
+//! ```
+
+mod connection;
+mod core;
+mod exchange;
+mod frames;
+mod queue;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::ShortString;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use core::Core;
+
+/// What the broker reports as `product` in connection.start.
+pub const PRODUCT: &str = "warren";
+
+/// Limits, each with a clear refusal when reached.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    pub max_message: usize,
+    /// Bytes of message bodies held (ready + unacked) across all queues.
+    pub max_held_bytes: usize,
+    pub max_queues: usize,
+    /// Heartbeat the server proposes, in seconds.
+    pub heartbeat: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            channel_max: 2047,
+            frame_max: 131_072,
+            max_message: 16 << 20,
+            max_held_bytes: 512 << 20,
+            max_queues: 10_000,
+            heartbeat: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    /// Accepted users; `guest` is accepted only from loopback, as in RabbitMQ.
+    pub users: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
+impl BrokerConfig {
+    /// guest/guest on 127.0.0.1, any free port.
+    pub fn local() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            users: vec![("guest".into(), "guest".into())],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A running broker; dropping it does not stop it: call [`RunningBroker::stop`].
+pub struct RunningBroker {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningBroker {
+    /// `amqp://user:pass@addr/%2f` for the first configured user.
+    pub fn url(&self, user: &str, password: &str) -> String {
+        format!("amqp://{user}:{password}@{}/%2f", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// A token that stops the broker when cancelled (e.g. by a signal handler).
+    pub fn stopper(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Bind and start accepting connections.
+pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let core = Arc::new(Mutex::new(Core::new(cfg.limits.clone())));
+    let cfg = Arc::new(cfg);
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let next_id = AtomicU64::new(1);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let conn = connection::Connection::new(id, peer, Arc::clone(&core), Arc::clone(&cfg), token.clone());
+                    tokio::spawn(conn.run(stream));
+                }
+            }
+        }
+    });
+    Ok(RunningBroker { addr, stop, task })
+}
+
+pub type ConnId = u64;
+
+/// A consumer: its connection, channel and tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerKey {
+    pub conn: ConnId,
+    pub channel: u16,
+    pub tag: ShortString,
+}
+
+/// A published message, shared by every queue it was routed to.
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub properties: BasicProperties,
+    pub body: Vec<u8>,
+}
+
+/// What the core asks a connection's writer to send.
+#[derive(Debug)]
+pub enum Out {
+    Deliver {
+        channel: u16,
+        consumer_tag: ShortString,
+        delivery_tag: u64,
+        redelivered: bool,
+        msg: Arc<Message>,
+        delivery_count: Option<u32>,
+    },
+    GetOk {
+        channel: u16,
+        delivery_tag: u64,
+        redelivered: bool,
+        message_count: u32,
+        msg: Arc<Message>,
+        delivery_count: Option<u32>,
+    },
+    /// basic.cancel from the server: the queue was deleted.
+    Cancel { channel: u16, consumer_tag: ShortString },
+    /// Any other frame, already built (boxed: it is much larger than the common Deliver).
+    Frame(Box<amq_protocol::frame::AMQPFrame>),
+    /// basic.return then the body (mandatory message that no queue took).
+    Return { channel: u16, msg: Arc<Message> },
+    /// Write everything queued so far, then close the socket.
+    Shutdown,
+}
+
+/// What the core and the writer share about one connection.
+#[derive(Debug, Default)]
+pub struct ConnShared {
+    /// Bytes handed to the writer and not yet written: back-pressure for auto-ack consumers.
+    pub pending: AtomicUsize,
+    pub frame_max: AtomicU32,
+    /// Negotiated heartbeat in seconds (0: none).
+    pub heartbeat: AtomicU32,
+}
+
+/// Auto-ack consumers of a connection whose writer has this much unwritten are skipped.
+pub const HIGH_WATER: usize = 4 << 20;
+/// ...and resume once it is down to this.
+pub const LOW_WATER: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ConnOut {
+    pub tx: mpsc::UnboundedSender<Out>,
+    pub shared: Arc<ConnShared>,
+}
+
+impl ConnOut {
+    pub fn send(&self, out: Out) {
+        // A closed writer means the connection is going; the core hears of it separately.
+        let _ = self.tx.send(out);
+    }
+}
+
+/// An AMQP error as RabbitMQ would raise it: a channel error closes the channel, a connection
+/// error the connection. `Refused` is a publish refused by a limit: nacked under confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpError {
+    pub code: u16,
+    pub text: String,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Channel,
+    Connection,
+    Refused,
+}
+
+impl AmqpError {
+    pub fn channel(code: u16, text: impl Into<String>) -> Self {
+        Self { code, text: text.into(), scope: Scope::Channel }
+    }
+
+    pub fn connection(code: u16, text: impl Into<String>) -> Self {
+        Self { code, text: text.into(), scope: Scope::Connection }
+    }
+
+    pub fn refused(text: impl Into<String>) -> Self {
+        Self { code: 406, text: format!("PRECONDITION_FAILED - {}", text.into()), scope: Scope::Refused }
+    }
+}

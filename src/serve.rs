@@ -1,0 +1,112 @@
+//! `warren broker`: the embedded broker on its own, for other programs, until Ctrl-C/SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::broker::{self, BrokerConfig, Limits};
+use crate::cli::BrokerArgs;
+
+const DEFAULT_PORT: u16 = 5672;
+/// Ports tried after 5672 when it is taken and no --listen was given.
+const PORT_TRIES: u16 = 20;
+
+/// The checked settings, or a one-line error.
+pub fn config(args: &BrokerArgs) -> Result<(BrokerConfig, bool), String> {
+    let (addr, explicit) = match &args.listen {
+        Some(text) => (parse_listen(text)?, true),
+        None => (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT), false),
+    };
+    let users = match (&args.user, &args.password) {
+        (Some(u), Some(p)) if !u.is_empty() => vec![(u.clone(), p.clone())],
+        (Some(_), _) => return Err("--user must not be empty".into()),
+        _ if !addr.ip().is_loopback() => {
+            return Err(format!(
+                "listening on {} (beyond loopback) needs credentials: add --user NAME --password PW \
+                 (guest may only connect from localhost)",
+                addr.ip()
+            ));
+        }
+        _ => vec![("guest".into(), "guest".into())],
+    };
+    Ok((BrokerConfig { listen: addr, users, limits: Limits::default() }, explicit))
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, DEFAULT_PORT)))
+        .map_err(|_| format!("--listen '{text}' is not ADDR:PORT: try 127.0.0.1:5672 or 0.0.0.0:5673"))
+}
+
+pub async fn run(args: BrokerArgs) -> Result<(), String> {
+    let (mut cfg, explicit) = config(&args)?;
+    let running = loop {
+        match broker::start(cfg.clone()).await {
+            Ok(b) => break b,
+            Err(e)
+                if !explicit
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && cfg.listen.port() < DEFAULT_PORT + PORT_TRIES =>
+            {
+                cfg.listen.set_port(cfg.listen.port() + 1);
+            }
+            Err(e) => return Err(format!("cannot listen on {}: {e}", cfg.listen)),
+        }
+    };
+    let (user, password) = &cfg.users[0];
+    let shown = if user == "guest" { password.as_str() } else { "***" };
+    if !explicit && running.addr.port() != DEFAULT_PORT {
+        println!(
+            "warren broker: port {DEFAULT_PORT} is taken (RabbitMQ?), using {} instead",
+            running.addr.port()
+        );
+    }
+    println!(
+        "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it",
+        running.addr, running.addr
+    );
+    let stop = running.stopper();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm() => {}
+    }
+    stop.cancel();
+    running.wait().await;
+    println!("warren broker stopped");
+    Ok(())
+}
+
+async fn sigterm() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut s) = signal(SignalKind::terminate()) {
+            s.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: Option<&str>, user: Option<&str>) -> BrokerArgs {
+        BrokerArgs {
+            listen: listen.map(str::to_string),
+            user: user.map(str::to_string),
+            password: user.map(|_| "pw".to_string()),
+        }
+    }
+
+    #[test]
+    fn beyond_loopback_needs_credentials() {
+        let err = config(&args(Some("0.0.0.0:5673"), None)).unwrap_err();
+        assert!(err.contains("needs credentials"), "{err}");
+        let (cfg, explicit) = config(&args(Some("0.0.0.0:5673"), Some("alice"))).unwrap();
+        assert_eq!((cfg.users[0].0.as_str(), explicit), ("alice", true));
+        let (cfg, explicit) = config(&args(None, None)).unwrap();
+        assert_eq!((cfg.listen.port(), cfg.users[0].0.as_str(), explicit), (5672, "guest", false));
+        assert!(config(&args(Some("nonsense"), None)).unwrap_err().contains("not ADDR:PORT"));
+        assert_eq!(config(&args(Some("127.0.0.1"), None)).unwrap().0.listen.port(), 5672);
+    }
+}
