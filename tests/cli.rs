@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
-use common::{broker_url, delete_queue, unique_queue};
+use common::{delete_queue, unique_queue};
 
 fn warren(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warren"))
@@ -16,6 +16,17 @@ fn warren(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("warren runs")
+}
+
+/// `warren` from async tests: the broker under test may live in this process.
+async fn warren_bg(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        warren(&refs)
+    })
+    .await
+    .expect("warren ran")
 }
 
 /// Exit 1, nothing on stdout, and one stderr line that contains `want`.
@@ -78,46 +89,66 @@ fn the_tui_without_a_terminal_points_to_headless() {
     fails_with(&warren(&["--url", "amqp://127.0.0.1:1/%2f"]), "use --headless");
 }
 
-#[test]
-fn wrong_credentials_are_access_refused() {
-    let Some(url) = broker_url("wrong_credentials_are_access_refused") else { return };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_access_refused() {
+    on_every_broker!("wrong_credentials_are_access_refused", wrong_credentials_are_access_refused_on);
+}
+
+async fn wrong_credentials_are_access_refused_on(url: &str) {
+    let url = url.to_string();
     let uri: lapin::uri::AMQPUri = url.parse().unwrap();
     let bad = format!("amqp://nobody:wrong@{}:{}/%2f", uri.authority.host, uri.authority.port);
-    let out = warren(&["--url", &bad, "--headless", "--publish", "1"]);
+    let out = warren_bg(&["--url", &bad, "--headless", "--publish", "1"]).await;
     fails_with(&out, "ACCESS_REFUSED");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"), "no password in messages");
 }
 
-#[test]
-fn an_unknown_vhost_is_named() {
-    let Some(url) = broker_url("an_unknown_vhost_is_named") else { return };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_vhost_is_named() {
+    on_every_broker!("an_unknown_vhost_is_named", an_unknown_vhost_is_named_on);
+}
+
+async fn an_unknown_vhost_is_named_on(url: &str) {
+    let url = url.to_string();
     let uri: lapin::uri::AMQPUri = url.parse().unwrap();
     let a = &uri.authority;
     let bad =
         format!("amqp://{}:{}@{}:{}/no-such-vhost", a.userinfo.username, a.userinfo.password, a.host, a.port);
-    fails_with(&warren(&["--url", &bad, "--headless", "--publish", "1"]), "vhost 'no-such-vhost'");
+    fails_with(&warren_bg(&["--url", &bad, "--headless", "--publish", "1"]).await, "vhost 'no-such-vhost'");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_declared_with_other_settings_is_precondition_failed() {
-    let Some(url) = broker_url("a_queue_declared_with_other_settings") else { return };
+    on_every_broker!(
+        "a_queue_declared_with_other_settings_is_precondition_failed",
+        a_queue_declared_with_other_settings_is_precondition_failed_on
+    );
+}
+
+async fn a_queue_declared_with_other_settings_is_precondition_failed_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("precondition");
     // Declared durable first; warren --transient then asks for a non-durable one.
     let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     let opts = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
     ch.queue_declare(queue.as_str().into(), opts, Default::default()).await.unwrap();
-    let out = warren(&["--url", &url, "--queue", &queue, "--transient", "--headless", "--publish", "1"]);
+    let out =
+        warren_bg(&["--url", &url, "--queue", &queue, "--transient", "--headless", "--publish", "1"]).await;
     fails_with(&out, "PRECONDITION_FAILED");
     assert!(String::from_utf8_lossy(&out.stderr).contains("drop --transient"));
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_json_reports_the_rotation() {
-    let Some(url) = broker_url("headless_json_reports_the_rotation") else { return };
+    on_every_broker!("headless_json_reports_the_rotation", headless_json_reports_the_rotation_on);
+}
+
+async fn headless_json_reports_the_rotation_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("json");
-    let out = warren(&[
+    let out = warren_bg(&[
         "--url",
         &url,
         "--queue",
@@ -131,7 +162,8 @@ async fn headless_json_reports_the_rotation() {
         "--json",
         "--timeout",
         "60s",
-    ]);
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["mode"], "rr");
@@ -152,11 +184,18 @@ async fn headless_json_reports_the_rotation() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_times_out_with_exit_2_and_still_prints_the_summary() {
-    let Some(url) = broker_url("headless_times_out_with_exit_2") else { return };
+    on_every_broker!(
+        "headless_times_out_with_exit_2_and_still_prints_the_summary",
+        headless_times_out_with_exit_2_and_still_prints_the_summary_on
+    );
+}
+
+async fn headless_times_out_with_exit_2_and_still_prints_the_summary_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("timeout");
-    let out = warren(&[
+    let out = warren_bg(&[
         "--url",
         &url,
         "--queue",
@@ -171,7 +210,8 @@ async fn headless_times_out_with_exit_2_and_still_prints_the_summary() {
         "3",
         "--timeout",
         "1s",
-    ]);
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("published 3"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1s"));

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{PATIENCE, broker_url, delete_queue, start, unique_queue};
+use common::{PATIENCE, delete_queue, start, unique_queue};
 use warren::app::{Action, App, ConsumerStatus, LossReason, Mode};
 
 /// Every published id processed exactly once across all consumers.
@@ -25,9 +25,16 @@ fn totals_add_up(app: &App) {
     assert!(app.ledger.anomalies().is_empty(), "{:?}", app.ledger.anomalies());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_is_a_strict_rotation_whatever_the_speed() {
-    let Some(url) = broker_url("round_robin_is_a_strict_rotation") else { return };
+    on_every_broker!(
+        "round_robin_is_a_strict_rotation_whatever_the_speed",
+        round_robin_is_a_strict_rotation_whatever_the_speed_on
+    );
+}
+
+async fn round_robin_is_a_strict_rotation_whatever_the_speed_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("rr");
     let mut d = start(&url, &queue, &["--mode", "rr", "--consumers", "3", "--delay", "1ms,15ms,40ms"]).await;
     d.publish(30);
@@ -41,9 +48,16 @@ async fn round_robin_is_a_strict_rotation_whatever_the_speed() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan() {
-    let Some(url) = broker_url("fair_dispatch_gives_the_fast_consumer_most_work") else { return };
+    on_every_broker!(
+        "fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan",
+        fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan_on
+    );
+}
+
+async fn fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("fair");
     let mut d = start(&url, &queue, &["--mode", "rr", "--delay", "20ms,200ms,600ms"]).await;
 
@@ -67,8 +81,7 @@ async fn fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan(
     delete_queue(&url, &queue).await;
 }
 
-async fn switch_mid_batch(from: &str) {
-    let Some(url) = broker_url("a_mode_switch_mid_batch_loses_nothing") else { return };
+async fn switch_mid_batch(url: &str, from: &str) {
     let queue = unique_queue(&format!("switch-{from}"));
     let mut d = start(&url, &queue, &["--mode", from, "--prefetch", "2", "--delay", "2ms,10ms,25ms"]).await;
     d.publish(90);
@@ -84,19 +97,34 @@ async fn switch_mid_batch(from: &str) {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+async fn from_rr(url: &str) {
+    switch_mid_batch(url, "rr").await;
+}
+
+async fn from_fair(url: &str) {
+    switch_mid_batch(url, "fair").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_from_round_robin_to_fair_mid_batch_loses_nothing() {
-    switch_mid_batch("rr").await;
+    on_every_broker!("a_switch_from_round_robin_to_fair_mid_batch_loses_nothing", from_rr);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_from_fair_to_round_robin_mid_batch_loses_nothing() {
-    switch_mid_batch("fair").await;
+    on_every_broker!("a_switch_from_fair_to_round_robin_mid_batch_loses_nothing", from_fair);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_manual_ack_consumer_has_its_task_redelivered_to_another() {
-    let Some(url) = broker_url("a_killed_manual_ack_consumer_has_its_task_redelivered") else { return };
+    on_every_broker!(
+        "a_killed_manual_ack_consumer_has_its_task_redelivered_to_another",
+        a_killed_manual_ack_consumer_has_its_task_redelivered_to_another_on
+    );
+}
+
+async fn a_killed_manual_ack_consumer_has_its_task_redelivered_to_another_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("kill-fair");
     let mut d = start(&url, &queue, &["--mode", "fair", "--consumers", "2", "--delay", "30s,5ms"]).await;
     d.publish(4);
@@ -117,9 +145,16 @@ async fn a_killed_manual_ack_consumer_has_its_task_redelivered_to_another() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_auto_ack_consumer_loses_its_task_and_backlog() {
-    let Some(url) = broker_url("a_killed_auto_ack_consumer_loses_its_task_and_backlog") else { return };
+    on_every_broker!(
+        "a_killed_auto_ack_consumer_loses_its_task_and_backlog",
+        a_killed_auto_ack_consumer_loses_its_task_and_backlog_on
+    );
+}
+
+async fn a_killed_auto_ack_consumer_loses_its_task_and_backlog_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("kill-rr");
     let mut d = start(&url, &queue, &["--mode", "rr", "--consumers", "2", "--delay", "30s,5ms"]).await;
     d.publish(6);
@@ -141,9 +176,16 @@ async fn a_killed_auto_ack_consumer_loses_its_task_and_backlog() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own() {
-    let Some(url) = broker_url("a_removed_consumer_returns_unstarted_tasks") else { return };
+    on_every_broker!(
+        "a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own",
+        a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own_on
+    );
+}
+
+async fn a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("remove");
     let mut d = start(
         &url,
@@ -169,9 +211,16 @@ async fn a_removed_consumer_returns_unstarted_tasks_and_finishes_its_own() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_auto_ack_consumer_mid_flood_still_settles_every_task() {
-    let Some(url) = broker_url("killing_an_auto_ack_consumer_mid_flood_still_settles") else { return };
+    on_every_broker!(
+        "killing_an_auto_ack_consumer_mid_flood_still_settles_every_task",
+        killing_an_auto_ack_consumer_mid_flood_still_settles_every_task_on
+    );
+}
+
+async fn killing_an_auto_ack_consumer_mid_flood_still_settles_every_task_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("kill-flood");
     let mut d = start(&url, &queue, &["--mode", "rr", "--consumers", "2", "--delay", "1s,0s"]).await;
     d.publish(5000);
@@ -193,9 +242,16 @@ async fn killing_an_auto_ack_consumer_mid_flood_still_settles_every_task() {
     delete_queue(&url, &queue).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_warren_on_the_same_queue_is_refused() {
-    let Some(url) = broker_url("a_second_warren_on_the_same_queue_is_refused") else { return };
+    on_every_broker!(
+        "a_second_warren_on_the_same_queue_is_refused",
+        a_second_warren_on_the_same_queue_is_refused_on
+    );
+}
+
+async fn a_second_warren_on_the_same_queue_is_refused_on(url: &str) {
+    let url = url.to_string();
     let queue = unique_queue("shared");
     let first = start(&url, &queue, &["--consumers", "1", "--delay", "0s"]).await;
     let err = warren::headless::Driver::start(&common::config(&url, &queue, &[]), false)

@@ -7,13 +7,53 @@ use clap::Parser;
 use warren::cli::{Cli, Config};
 use warren::headless::Driver;
 
-/// The broker under test, or `None` (with a visible note) when none is configured.
+/// A broker a test runs against: the embedded one (always) or RabbitMQ (when configured).
+pub struct TestBroker {
+    pub name: &'static str,
+    pub url: String,
+    running: Option<warren::broker::RunningBroker>,
+}
+
+impl TestBroker {
+    pub async fn stop(self) {
+        if let Some(b) = self.running {
+            b.stop().await;
+        }
+    }
+}
+
+/// Every broker the same assertions run against: the embedded broker, then RabbitMQ when
+/// `WARREN_TEST_AMQP_URL` is set (otherwise that half is skipped with a visible note).
+pub async fn brokers(test: &str) -> Vec<TestBroker> {
+    let running =
+        warren::broker::start(warren::broker::BrokerConfig::local()).await.expect("embedded broker starts");
+    let mut all =
+        vec![TestBroker { name: "embedded", url: running.url("guest", "guest"), running: Some(running) }];
+    if let Some(url) = broker_url(test) {
+        all.push(TestBroker { name: "RabbitMQ", url, running: None });
+    }
+    all
+}
+
+/// Run `case` against every broker in turn.
+#[macro_export]
+macro_rules! on_every_broker {
+    ($test:expr, $case:ident) => {
+        for b in common::brokers($test).await {
+            eprintln!("{} on {}", $test, b.name);
+            $case(&b.url).await;
+            b.stop().await;
+        }
+    };
+}
+
+/// The RabbitMQ under test, or `None` (with a visible note) when none is configured.
 pub fn broker_url(test: &str) -> Option<String> {
     match std::env::var("WARREN_TEST_AMQP_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             eprintln!(
-                "SKIPPED {test}: WARREN_TEST_AMQP_URL is not set \
+                "SKIPPED {test} on RabbitMQ: WARREN_TEST_AMQP_URL is not set \
                  (e.g. WARREN_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f)"
             );
             None
