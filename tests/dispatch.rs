@@ -83,7 +83,7 @@ async fn fair_dispatch_gives_the_fast_consumer_most_work_and_a_shorter_makespan_
 
 async fn switch_mid_batch(url: &str, from: &str) {
     let queue = unique_queue(&format!("switch-{from}"));
-    let mut d = start(&url, &queue, &["--mode", from, "--prefetch", "2", "--delay", "2ms,10ms,25ms"]).await;
+    let mut d = start(url, &queue, &["--mode", from, "--prefetch", "2", "--delay", "2ms,10ms,25ms"]).await;
     d.publish(90);
     assert!(d.wait_until(PATIENCE, |a| a.ledger.totals().done >= 15).await);
     d.act(Action::ToggleMode);
@@ -94,7 +94,7 @@ async fn switch_mid_batch(url: &str, from: &str) {
     exactly_once(&d.app, 90);
     totals_add_up(&d.app);
     d.shutdown().await;
-    delete_queue(&url, &queue).await;
+    delete_queue(url, &queue).await;
 }
 
 async fn from_rr(url: &str) {
