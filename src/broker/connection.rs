@@ -30,6 +30,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// frame_max before tune-ok, and the smallest a client may ask for (AMQP's frame-min-size).
 const FRAME_MIN: u32 = 4096;
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// At least this much free buffer for each read.
+const READ_CHUNK: usize = 32 * 1024;
 
 pub struct Connection {
     id: ConnId,
@@ -93,6 +95,7 @@ impl Connection {
             conn: &self,
             out: out.clone(),
             buf: Vec::with_capacity(64 * 1024),
+            start: 0,
             frame_max: FRAME_MIN,
             heartbeat: 0,
             channels: HashMap::new(),
@@ -119,6 +122,8 @@ struct Session<'a> {
     conn: &'a Connection,
     out: ConnOut,
     buf: Vec<u8>,
+    /// Bytes of `buf` already parsed.
+    start: usize,
     frame_max: u32,
     heartbeat: u16,
     channels: HashMap<u16, ChannelState>,
@@ -154,16 +159,22 @@ impl Session<'_> {
         timeout: Option<Duration>,
     ) -> Result<AMQPFrame, End> {
         loop {
-            match frames::parse(&self.buf, self.frame_max) {
+            // `start` marks what was already parsed: the buffer is compacted once per read,
+            // not shifted after every frame.
+            match frames::parse(&self.buf[self.start..], self.frame_max) {
                 Parsed::Frame(f, used) => {
-                    self.buf.drain(..used);
+                    self.start += used;
                     return Ok(f);
                 }
                 Parsed::Bad(e) => return Err(End::Error(e, 0, 0)),
                 Parsed::Incomplete => {}
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let read = rd.read(&mut chunk);
+            self.buf.drain(..self.start);
+            self.start = 0;
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let read = rd.read_buf(&mut self.buf);
             let n = match timeout {
                 Some(t) => match tokio::time::timeout(t, read).await {
                     Ok(r) => r,
@@ -171,9 +182,8 @@ impl Session<'_> {
                 },
                 None => read.await,
             };
-            match n {
-                Ok(0) | Err(_) => return Err(End::Quiet),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            if !matches!(n, Ok(n) if n > 0) {
+                return Err(End::Quiet);
             }
         }
     }
@@ -708,7 +718,11 @@ impl Session<'_> {
         if inc.body.len() + data.len() > inc.size {
             return Err(AmqpError::connection(501, "FRAME_ERROR - content body longer than its header said"));
         }
-        inc.body.extend_from_slice(&data);
+        if inc.body.is_empty() && data.len() == inc.size {
+            inc.body = data; // the common one-frame body: no copy
+        } else {
+            inc.body.extend_from_slice(&data);
+        }
         if inc.body.len() == inc.size {
             return self.publish(ch);
         }

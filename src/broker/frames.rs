@@ -78,7 +78,12 @@ pub fn write_content(
     buf = write(&AMQPFrame::Header(channel, header), buf);
     let chunk = (frame_max as usize).saturating_sub(OVERHEAD).max(1);
     for part in body.chunks(chunk) {
-        buf = write(&AMQPFrame::Body(channel, part.to_vec()), buf);
+        // Body frames written by hand: the body is copied once, straight into the buffer.
+        buf.push(3);
+        buf.extend_from_slice(&channel.to_be_bytes());
+        buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        buf.extend_from_slice(part);
+        buf.push(FRAME_END);
     }
     buf
 }
@@ -101,6 +106,28 @@ pub fn basic(m: basic::AMQPMethod) -> AMQPClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_is_split_by_frame_max_and_parses_back() {
+        let buf = write_content(
+            Vec::new(),
+            7,
+            basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            BasicProperties::default(),
+            &[42u8; 10_000],
+            4096,
+        );
+        let mut rest = &buf[..];
+        let mut bodies = Vec::new();
+        while !rest.is_empty() {
+            let Parsed::Frame(f, used) = parse(rest, 4096) else { panic!("whole frames") };
+            if let AMQPFrame::Body(7, data) = f {
+                bodies.push(data.len());
+            }
+            rest = &rest[used..];
+        }
+        assert_eq!(bodies, [4088, 4088, 1824]);
+    }
 
     #[test]
     fn oversized_unknown_and_unterminated_frames_are_connection_errors() {

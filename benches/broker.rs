@@ -1,0 +1,131 @@
+//! The embedded broker against RabbitMQ, same lapin workload, same run
+//! (`cargo bench --bench broker`; RabbitMQ from WARREN_BENCH_AMQP_URL, else
+//! WARREN_TEST_AMQP_URL, else skipped). 1 producer, 4 consumers, 64-byte tasks, each on its
+//! own connection; timed from the first publish until the last task is consumed (and acked).
+//! Prints msg/s per row and the ratio embedded / RabbitMQ. Also prints the embedded broker's
+//! peak resident memory growth as a bound check.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use warren::broker::{BrokerConfig, start};
+
+const CONSUMERS: usize = 4;
+
+#[derive(Clone, Copy)]
+enum Row {
+    AutoAck,
+    Prefetch(u16),
+}
+
+impl Row {
+    fn name(self) -> String {
+        match self {
+            Row::AutoAck => "auto-ack".into(),
+            Row::Prefetch(n) => format!("prefetch {n}"),
+        }
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::var("WARREN_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rabbit =
+        std::env::var("WARREN_BENCH_AMQP_URL").or_else(|_| std::env::var("WARREN_TEST_AMQP_URL")).ok();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let embedded = rt.block_on(start(BrokerConfig::local())).expect("embedded broker");
+    let embedded_url = embedded.url("guest", "guest");
+    println!("broker bench: {n} tasks of 64 bytes, 1 producer, {CONSUMERS} consumers");
+    println!("{:<14} {:>14} {:>14} {:>7}", "", "embedded", "RabbitMQ", "ratio");
+    let rss_before = rss_kib();
+    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100)] {
+        let ours = rt.block_on(run(&embedded_url, row, n));
+        let theirs = rabbit.as_deref().map(|url| rt.block_on(run(url, row, n)));
+        match theirs {
+            Some(t) => {
+                println!("{:<14} {:>10.0} msg/s {:>8.0} msg/s {:>6.1}x", row.name(), ours, t, ours / t)
+            }
+            None => println!("{:<14} {:>10.0} msg/s {:>14} {:>7}", row.name(), ours, "(not set)", "-"),
+        }
+    }
+    println!(
+        "resident memory of the bench process grew by {} MiB over the embedded rows",
+        rss_kib().saturating_sub(rss_before) / 1024
+    );
+    rt.block_on(embedded.stop());
+}
+
+async fn run(url: &str, row: Row, n: u64) -> f64 {
+    let queue = format!("warren.bench.broker.{}", std::process::id());
+    let producer = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let pch = producer.create_channel().await.unwrap();
+    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let consumed = Arc::new(AtomicU64::new(0));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut conns = Vec::new();
+    for i in 0..CONSUMERS {
+        let conn = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let no_ack = matches!(row, Row::AutoAck);
+        if let Row::Prefetch(p) = row {
+            ch.basic_qos(p, BasicQosOptions::default()).await.unwrap();
+        }
+        let opts = BasicConsumeOptions { no_ack, ..Default::default() };
+        let tag = format!("bench-{i}");
+        let mut consumer = ch
+            .basic_consume(queue.as_str().into(), tag.as_str().into(), opts, FieldTable::default())
+            .await
+            .unwrap();
+        let consumed = Arc::clone(&consumed);
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                if !no_ack {
+                    let _ = d.ack(BasicAckOptions::default()).await;
+                }
+                if consumed.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                    let _ = done.send(()).await;
+                }
+            }
+        });
+        conns.push(conn);
+    }
+    let body = [b'x'; 64];
+    let start = Instant::now();
+    for _ in 0..n {
+        pch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            &body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(600), done_rx.recv()).await.expect("all consumed in time");
+    let took = start.elapsed();
+    let _ = pch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    for c in conns {
+        let _ = c.close(200, "bye".into()).await;
+    }
+    let _ = producer.close(200, "bye".into()).await;
+    n as f64 / took.as_secs_f64()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
