@@ -52,10 +52,10 @@ pub fn broker_url(test: &str) -> Option<String> {
     match std::env::var("WARREN_TEST_AMQP_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!(
+            skipped(&format!(
                 "SKIPPED {test} on RabbitMQ: WARREN_TEST_AMQP_URL is not set \
                  (e.g. WARREN_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f)"
-            );
+            ));
             None
         }
     }
@@ -90,4 +90,11 @@ pub async fn delete_queue(url: &str, queue: &str) {
         let _ = ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default()).await;
     }
     let _ = conn.close(200, "bye".into()).await;
+}
+
+/// Say a test was skipped where `cargo test` shows it: the harness captures `eprintln!` of
+/// passing tests, but not writes to the stderr handle itself.
+pub fn skipped(note: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{note}");
 }
