@@ -35,7 +35,7 @@ fn busy_app(now: Instant) -> App {
                 ev(Event::Delivered { consumer: c, id, manual_ack: true, redelivered: round % 7 == 0 }),
                 now,
             );
-            app.update(ev(Event::Started { consumer: c, id }), now);
+            app.update(ev(Event::Started { consumer: c, id, work: Duration::from_secs(1) }), now);
             if round < 39 {
                 app.update(ev(Event::Processed { consumer: c, id, acked: true }), now);
             }

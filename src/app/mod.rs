@@ -96,6 +96,8 @@ pub enum Event {
     Started {
         consumer: ConsumerId,
         id: TaskId,
+        /// How long this task takes here (delay x weight).
+        work: Duration,
     },
     /// Processed, and acked if it was a manual-ack delivery.
     Processed {
@@ -153,9 +155,11 @@ pub enum Action {
 /// What the app asks of the workload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
+    /// `weights` repeat over the batch; empty means every task weighs 1.
     Publish {
         count: u32,
         batch: BatchId,
+        weights: Vec<f64>,
     },
     /// Publish continuously at this many tasks per second; `None` stops.
     Stream {
@@ -419,6 +423,11 @@ impl App {
 
     /// Start a batch of `count` tasks (used by keys and by headless runs).
     pub fn start_batch(&mut self, count: u32, now: Instant) -> Command {
+        self.start_weighted_batch(count, Vec::new(), now)
+    }
+
+    /// A batch whose tasks weigh `weights` (repeating): a task takes delay x weight.
+    pub fn start_weighted_batch(&mut self, count: u32, weights: Vec<f64>, now: Instant) -> Command {
         let id = self.next_batch;
         self.next_batch += 1;
         self.batches.push(Batch {
@@ -433,7 +442,7 @@ impl App {
         if self.batches.len() > 64 {
             self.batches.remove(0);
         }
-        Command::Publish { count, batch: id }
+        Command::Publish { count, batch: id, weights }
     }
 
     pub fn selected_consumer(&self) -> Option<&Consumer> {
@@ -636,10 +645,10 @@ impl App {
                     c.redelivered += u64::from(redelivered);
                 }
             }
-            Event::Started { consumer, id } => {
+            Event::Started { consumer, id, work } => {
                 self.ledger.started(id, consumer);
                 if let Some(c) = self.consumer(consumer) {
-                    c.working = Some(Working { id, since: now, delay: c.delay });
+                    c.working = Some(Working { id, since: now, delay: work });
                 }
             }
             Event::Processed { consumer, id, acked } => {

@@ -30,17 +30,26 @@ fn act(app: &mut App, now: Instant, a: Action) -> Option<Command> {
 fn run_task(app: &mut App, now: Instant, id: TaskId, c: ConsumerId, manual_ack: bool) {
     ev(app, now, Event::Published { id, batch: None });
     ev(app, now, Event::Delivered { consumer: c, id, manual_ack, redelivered: false });
-    ev(app, now, Event::Started { consumer: c, id });
+    ev(app, now, Event::Started { consumer: c, id, work: Duration::from_secs(1) });
     ev(app, now, Event::Processed { consumer: c, id, acked: manual_ack });
 }
 
 #[test]
 fn keys_become_commands() {
     let (mut a, now) = app(&[1000, 2000], Mode::RoundRobin);
-    assert_eq!(act(&mut a, now, Action::PublishOne), Some(Command::Publish { count: 1, batch: 1 }));
-    assert_eq!(act(&mut a, now, Action::PublishBurst), Some(Command::Publish { count: 10, batch: 2 }));
+    assert_eq!(
+        act(&mut a, now, Action::PublishOne),
+        Some(Command::Publish { count: 1, batch: 1, weights: vec![] })
+    );
+    assert_eq!(
+        act(&mut a, now, Action::PublishBurst),
+        Some(Command::Publish { count: 10, batch: 2, weights: vec![] })
+    );
     assert_eq!(act(&mut a, now, Action::BurstUp), None);
-    assert_eq!(act(&mut a, now, Action::PublishBurst), Some(Command::Publish { count: 12, batch: 3 }));
+    assert_eq!(
+        act(&mut a, now, Action::PublishBurst),
+        Some(Command::Publish { count: 12, batch: 3, weights: vec![] })
+    );
     assert_eq!(act(&mut a, now, Action::ToggleStream), Some(Command::Stream { per_second: Some(5) }));
     assert_eq!(act(&mut a, now, Action::RateUp), Some(Command::Stream { per_second: Some(10) }));
     assert_eq!(act(&mut a, now, Action::ToggleStream), Some(Command::Stream { per_second: None }));
@@ -151,7 +160,7 @@ fn auto_ack_backlog_is_shown_per_consumer() {
         ev(&mut a, now, Event::Published { id, batch: None });
         ev(&mut a, now, Event::Delivered { consumer: 1, id, manual_ack: false, redelivered: false });
     }
-    ev(&mut a, now, Event::Started { consumer: 1, id: 1 });
+    ev(&mut a, now, Event::Started { consumer: 1, id: 1, work: Duration::from_secs(1) });
     assert_eq!(a.ledger.held_by(1).backlog, 5);
     assert_eq!(a.ledger.totals().backlog, 5);
     assert_eq!(a.ledger.broker_unacked(), 0);
@@ -163,12 +172,12 @@ fn a_killed_manual_ack_consumer_has_its_tasks_redelivered() {
     let (mut a, now) = app(&[0, 0], Mode::Fair);
     ev(&mut a, now, Event::Published { id: 1, batch: None });
     ev(&mut a, now, Event::Delivered { consumer: 0, id: 1, manual_ack: true, redelivered: false });
-    ev(&mut a, now, Event::Started { consumer: 0, id: 1 });
+    ev(&mut a, now, Event::Started { consumer: 0, id: 1, work: Duration::from_secs(1) });
     ev(&mut a, now, Event::Requeued { consumer: 0, ids: vec![1] });
     assert_eq!(a.consumers[0].working, None);
     assert_eq!(a.ledger.place(1), Some(Place::AtBroker));
     ev(&mut a, now, Event::Delivered { consumer: 1, id: 1, manual_ack: true, redelivered: true });
-    ev(&mut a, now, Event::Started { consumer: 1, id: 1 });
+    ev(&mut a, now, Event::Started { consumer: 1, id: 1, work: Duration::from_secs(1) });
     ev(&mut a, now, Event::Processed { consumer: 1, id: 1, acked: true });
     let t = a.ledger.totals();
     assert_eq!((t.done, t.redelivered, t.lost), (1, 1, 0));
@@ -182,7 +191,7 @@ fn a_killed_auto_ack_consumer_loses_its_backlog() {
         ev(&mut a, now, Event::Published { id, batch: Some(1) });
         ev(&mut a, now, Event::Delivered { consumer: 0, id, manual_ack: false, redelivered: false });
     }
-    ev(&mut a, now, Event::Started { consumer: 0, id: 1 });
+    ev(&mut a, now, Event::Started { consumer: 0, id: 1, work: Duration::from_secs(1) });
     ev(&mut a, now, Event::Lost { consumer: 0, ids: vec![1, 2, 3], reason: LossReason::KilledUnderAutoAck });
     ev(&mut a, now, Event::ConsumerGone { consumer: 0, killed: true });
     let t = a.ledger.totals();
@@ -200,7 +209,7 @@ fn a_batch_makespan_runs_from_publish_to_last_processed() {
     for id in 1..=2 {
         ev(&mut a, t0, Event::Published { id, batch: Some(batch) });
         ev(&mut a, t0, Event::Delivered { consumer: 0, id, manual_ack: false, redelivered: false });
-        ev(&mut a, t0, Event::Started { consumer: 0, id });
+        ev(&mut a, t0, Event::Started { consumer: 0, id, work: Duration::from_secs(1) });
     }
     ev(&mut a, t0 + Duration::from_millis(100), Event::Processed { consumer: 0, id: 1, acked: false });
     assert_eq!(a.batches[0].makespan(), None);

@@ -67,7 +67,8 @@ fn burst(app: &mut App, now: Instant, ids: std::ops::RangeInclusive<TaskId>, rin
 }
 
 fn start(app: &mut App, now: Instant, consumer: ConsumerId, id: TaskId) {
-    ev(app, now, Event::Started { consumer, id });
+    let work = app.consumers[consumer].delay;
+    ev(app, now, Event::Started { consumer, id, work });
 }
 
 fn done(app: &mut App, now: Instant, consumer: ConsumerId, id: TaskId) {

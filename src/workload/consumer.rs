@@ -40,6 +40,7 @@ pub enum ConsumerCmd {
 #[derive(Debug, Clone, Copy)]
 struct Held {
     id: TaskId,
+    weight: f64,
     tag: DeliveryTag,
     manual_ack: bool,
 }
@@ -79,8 +80,9 @@ impl ConsumerActor {
             if current.is_none()
                 && let Some(h) = waiting.pop_front()
             {
-                current = Some((h, Instant::now() + self.delay));
-                self.events.send(Event::Started { consumer: self.id, id: h.id }).await;
+                let work = self.delay.mul_f64(h.weight);
+                current = Some((h, Instant::now() + work));
+                self.events.send(Event::Started { consumer: self.id, id: h.id, work }).await;
             }
             if leaving && current.is_none() && waiting.is_empty() {
                 if let Some(l) = link.take() {
@@ -235,7 +237,7 @@ impl ConsumerActor {
         link: &Option<Link>,
         waiting: &mut VecDeque<Held>,
     ) {
-        let Some(id) = parse_task(&d.data, self.shared.run) else {
+        let Some(task) = parse_task(&d.data, self.shared.run) else {
             // Not ours (another program, or a previous run): say so instead of guessing.
             if manual_ack && let Some(l) = link {
                 let _ = l.channel.basic_reject(d.delivery_tag, BasicRejectOptions { requeue: false }).await;
@@ -249,8 +251,8 @@ impl ConsumerActor {
             self.events.send(Event::Error(text)).await;
             return;
         };
-        waiting.push_back(Held { id, tag: d.delivery_tag, manual_ack });
-        let ev = Event::Delivered { consumer: self.id, id, manual_ack, redelivered: d.redelivered };
+        waiting.push_back(Held { id: task.id, weight: task.weight, tag: d.delivery_tag, manual_ack });
+        let ev = Event::Delivered { consumer: self.id, id: task.id, manual_ack, redelivered: d.redelivered };
         self.events.send(ev).await;
     }
 
@@ -325,15 +327,20 @@ impl ConsumerActor {
                 if !l.no_ack {
                     continue;
                 }
-                if let Some(id) = parse_task(&d.data, self.shared.run) {
+                if let Some(t) = parse_task(&d.data, self.shared.run) {
                     let ev = Event::Delivered {
                         consumer: self.id,
-                        id,
+                        id: t.id,
                         manual_ack: false,
                         redelivered: d.redelivered,
                     };
                     self.events.send(ev).await;
-                    waiting.push_back(Held { id, tag: d.delivery_tag, manual_ack: false });
+                    waiting.push_back(Held {
+                        id: t.id,
+                        weight: t.weight,
+                        tag: d.delivery_tag,
+                        manual_ack: false,
+                    });
                 }
             }
         }
@@ -397,8 +404,9 @@ async fn drain_after_cancel(
     let drain = async {
         while let Some(Ok(d)) = l.deliveries.next().await {
             if let Some(task) = parse_task(&d.data, run) {
-                waiting.push_back(Held { id: task, tag: d.delivery_tag, manual_ack });
-                let ev = Event::Delivered { consumer: id, id: task, manual_ack, redelivered: d.redelivered };
+                waiting.push_back(Held { id: task.id, weight: task.weight, tag: d.delivery_tag, manual_ack });
+                let ev =
+                    Event::Delivered { consumer: id, id: task.id, manual_ack, redelivered: d.redelivered };
                 events.send(ev).await;
             }
         }

@@ -122,18 +122,26 @@ impl Backoff {
 }
 
 /// The body of a task message: `warren <run> <id>`.
-pub fn task_payload(run: u64, id: TaskId) -> String {
-    format!("warren {run:x} {id}")
+pub fn task_payload(run: u64, id: TaskId, weight: f64) -> String {
+    format!("warren {run:x} {id} {weight}")
 }
 
-/// The task id, if the body is a task of this run.
-pub fn parse_task(body: &[u8], run: u64) -> Option<TaskId> {
+/// A task as it travels: its id and its weight (processing time = consumer delay x weight).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub weight: f64,
+}
+
+/// The task, if the body is a task of this run.
+pub fn parse_task(body: &[u8], run: u64) -> Option<Task> {
     let text = std::str::from_utf8(body).ok()?;
     let mut parts = text.split(' ');
     (parts.next()? == "warren").then_some(())?;
     (u64::from_str_radix(parts.next()?, 16).ok()? == run).then_some(())?;
     let id = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some(id)
+    let weight: f64 = parts.next()?.parse().ok()?;
+    (parts.next().is_none() && weight.is_finite() && weight >= 0.0).then_some(Task { id, weight })
 }
 
 /// What start-up found worth telling the user.
@@ -260,8 +268,8 @@ impl Supervisor {
                 break;
             }
             match cmd {
-                Command::Publish { count, batch } => {
-                    let _ = self.producer.send(ProducerCmd::Publish { count, batch: Some(batch) });
+                Command::Publish { count, batch, weights } => {
+                    let _ = self.producer.send(ProducerCmd::Publish { count, batch: Some(batch), weights });
                 }
                 Command::Stream { per_second } => {
                     let _ = self.producer.send(ProducerCmd::Stream(per_second));
@@ -341,11 +349,13 @@ mod tests {
 
     #[test]
     fn task_payloads_round_trip_and_foreign_bodies_are_refused() {
-        let body = task_payload(0xabc, 42);
-        assert_eq!(parse_task(body.as_bytes(), 0xabc), Some(42));
+        let body = task_payload(0xabc, 42, 2.5);
+        assert_eq!(parse_task(body.as_bytes(), 0xabc), Some(Task { id: 42, weight: 2.5 }));
         assert_eq!(parse_task(body.as_bytes(), 0xabd), None, "another run's task");
         assert_eq!(parse_task(b"hello", 0xabc), None);
-        assert_eq!(parse_task(b"warren abc 42 extra", 0xabc), None);
+        assert_eq!(parse_task(b"warren abc 42 1 extra", 0xabc), None);
+        assert_eq!(parse_task(b"warren abc 42 -1", 0xabc), None, "negative weight");
+        assert_eq!(parse_task(b"warren abc 42 NaN", 0xabc), None);
         assert_eq!(parse_task(&[0xff, 0xfe], 0xabc), None);
     }
 

@@ -18,7 +18,12 @@ use super::{Backoff, EventSink, Shared, connect, task_payload};
 use crate::app::{BatchId, Event, TaskId};
 
 pub enum ProducerCmd {
-    Publish { count: u32, batch: Option<BatchId> },
+    /// `weights` repeat over the batch (empty: every task weighs 1).
+    Publish {
+        count: u32,
+        batch: Option<BatchId>,
+        weights: Vec<f64>,
+    },
     Stream(Option<u32>),
     Quit,
 }
@@ -29,6 +34,21 @@ const STATS_EVERY: Duration = Duration::from_millis(500);
 const CHUNK: u32 = 256;
 
 type ConfirmFuture = Pin<Box<dyn Future<Output = (TaskId, Result<Confirmation, lapin::Error>)> + Send>>;
+
+/// A publish request in progress.
+struct Pending {
+    batch: Option<BatchId>,
+    count: u32,
+    done: u32,
+    weights: Vec<f64>,
+}
+
+impl Pending {
+    /// The weight of the batch's `i`-th task: the pattern repeats.
+    fn weight(&self, i: u32) -> f64 {
+        if self.weights.is_empty() { 1.0 } else { self.weights[i as usize % self.weights.len()] }
+    }
+}
 
 pub struct Link {
     pub conn: Connection,
@@ -64,7 +84,7 @@ pub struct ProducerActor {
 
 impl ProducerActor {
     pub async fn run(mut self) {
-        let mut pending: VecDeque<(Option<BatchId>, u32)> = VecDeque::new();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut next_id: TaskId = 1;
         let mut confirms: FuturesUnordered<ConfirmFuture> = FuturesUnordered::new();
         let mut stream: Option<Interval> = None;
@@ -79,7 +99,9 @@ impl ProducerActor {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ProducerCmd::Quit) => break,
-                    Some(ProducerCmd::Publish { count, batch }) => pending.push_back((batch, count)),
+                    Some(ProducerCmd::Publish { count, batch, weights }) => {
+                        pending.push_back(Pending { batch, count, done: 0, weights });
+                    }
                     Some(ProducerCmd::Stream(rate)) => {
                         stream = rate.map(|r| {
                             let mut i = interval(Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
@@ -99,11 +121,11 @@ impl ProducerActor {
                     Err(_) => self.events.send(Event::Unconfirmed { id }).await,
                 },
                 () = std::future::ready(()), if can_publish => {
-                    let (batch, count) = pending.pop_front().expect("can_publish");
-                    let now = count.min(CHUNK);
-                    if count > now {
-                        pending.push_front((batch, count - now));
-                    }
+                    let mut p = pending.pop_front().expect("can_publish");
+                    let now = (p.count - p.done).min(CHUNK);
+                    let first = p.done;
+                    p.done += now;
+                    let batch = p.batch;
                     // The app hears of the whole chunk before any of it is published, so it
                     // knows every task before a consumer can report it.
                     let ids = next_id..next_id + u64::from(now);
@@ -112,11 +134,15 @@ impl ProducerActor {
                         self.events.send(Event::Published { id, batch }).await;
                     }
                     self.events.flush().await;
-                    let mut ids = ids.into_iter();
-                    for id in ids.by_ref() {
-                        if let Err(reason) = self.publish(id, &mut confirms).await {
+                    let weights: Vec<f64> = (first..p.done).map(|i| p.weight(i)).collect();
+                    if p.done < p.count {
+                        pending.push_front(p);
+                    }
+                    let mut ids = ids.into_iter().zip(weights);
+                    while let Some((id, weight)) = ids.next() {
+                        if let Err(reason) = self.publish(id, weight, &mut confirms).await {
                             self.events.send(Event::PublishFailed { id, reason: reason.clone() }).await;
-                            for never_sent in ids.by_ref() {
+                            for (never_sent, _) in ids.by_ref() {
                                 let reason = "not sent: the connection was lost".to_string();
                                 self.events.send(Event::PublishFailed { id: never_sent, reason }).await;
                             }
@@ -127,7 +153,9 @@ impl ProducerActor {
                     }
                 }
                 // No ticks while disconnected: a stream must not pile up tasks during an outage.
-                _ = tick(&mut stream), if stream.is_some() && self.link.is_some() => pending.push_back((None, 1)),
+                _ = tick(&mut stream), if stream.is_some() && self.link.is_some() => {
+                    pending.push_back(Pending { batch: None, count: 1, done: 0, weights: Vec::new() });
+                }
                 _ = stats.tick() => {
                     if let Some(link) = &self.link {
                         match declare(&link.channel, &self.shared, true).await {
@@ -176,13 +204,14 @@ impl ProducerActor {
     async fn publish(
         &self,
         id: TaskId,
+        weight: f64,
         confirms: &mut FuturesUnordered<ConfirmFuture>,
     ) -> Result<(), String> {
         let link = self.link.as_ref().expect("publish needs a link");
         let props = BasicProperties::default()
             .with_delivery_mode(if self.shared.durable { 2 } else { 1 })
             .with_message_id(id.to_string().into());
-        let payload = task_payload(self.shared.run, id);
+        let payload = task_payload(self.shared.run, id, weight);
         let confirm = link
             .channel
             .basic_publish(
