@@ -9,6 +9,8 @@ pub mod cli;
 pub mod endpoint;
 pub mod headless;
 pub mod keymap;
+pub mod record;
+pub mod scenario;
 pub mod serve;
 pub mod tui;
 pub mod ui;

@@ -5,6 +5,7 @@
 pub mod ledger;
 pub mod settings;
 pub mod stats;
+pub mod theory;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,389 @@
+//! Scenario files: a lesson as data. The broker set-up, the consumers and their delays, and a
+//! timeline of steps at time offsets. Every mistake is reported as `file:line: what is wrong`.
+//!
+//! ```toml
+//! title = "Classic round-robin"
+//! about = "Auto-ack hands out tasks in strict rotation, whatever each consumer's speed."
+//! mode = "rr"                       # rr | fair
+//! prefetch = 1                      # fair mode: unacked tasks per consumer (0 = unlimited)
+//! consumers = ["1s", "10s", "15s"]  # each consumer's time per task
+//!
+//! [[step]]
+//! at = "0s"
+//! caption = "Three consumers, one fast and two slow."
+//!
+//! [[step]]
+//! at = "1s"
+//! publish = 5
+//! weights = [3, 1]                  # optional: task cost pattern (time = delay x weight)
+//! ```
+//! Other step actions (at most one per step): `mode = "fair"`, `prefetch = 10`,
+//! `delay = { consumer = 2, to = "500ms" }`, `add = "1s"`, `remove = 2`, `kill = 1`,
+//! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
+//! task published so far is processed (or lost) before its own time starts counting.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::app::Mode;
+
+/// A checked scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub title: String,
+    pub about: String,
+    pub mode: Mode,
+    pub prefetch: u16,
+    pub delays: Vec<Duration>,
+    pub queue: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Offset from the start (or from when the previous wait ended).
+    pub at: Duration,
+    pub after_settled: bool,
+    pub caption: Option<String>,
+    pub action: Option<Action>,
+    /// Where it is written, for messages.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Publish {
+        count: u32,
+        weights: Vec<f64>,
+    },
+    Mode(Mode),
+    Prefetch(u16),
+    /// Consumers are numbered from 0 here (from 1 in the file, as on screen).
+    Delay {
+        consumer: usize,
+        to: Duration,
+    },
+    Add(Duration),
+    Remove(usize),
+    Kill(usize),
+    Pause,
+}
+
+impl Action {
+    /// What the step did, in words for the log and the captions.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Publish { count, weights } if weights.is_empty() => format!("publish {count} tasks"),
+            Action::Publish { count, weights } => format!("publish {count} tasks weighing {weights:?}"),
+            Action::Mode(Mode::Fair) => "switch to fair dispatch".into(),
+            Action::Mode(Mode::RoundRobin) => "switch to round-robin".into(),
+            Action::Prefetch(0) => "prefetch unlimited".into(),
+            Action::Prefetch(p) => format!("prefetch {p}"),
+            Action::Delay { consumer, to } => {
+                format!("C{} now takes {}", consumer + 1, humantime::format_duration(*to))
+            }
+            Action::Add(d) => format!("add a consumer taking {}", humantime::format_duration(*d)),
+            Action::Remove(c) => format!("remove C{}", c + 1),
+            Action::Kill(c) => format!("kill C{}", c + 1),
+            Action::Pause => "pause for the presenter".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    title: String,
+    #[serde(default)]
+    about: String,
+    #[serde(default = "default_mode")]
+    mode: Spanned<String>,
+    #[serde(default = "default_prefetch")]
+    prefetch: u16,
+    consumers: Spanned<Vec<String>>,
+    queue: Option<String>,
+    #[serde(default)]
+    step: Vec<Spanned<RawStep>>,
+}
+
+fn default_mode() -> Spanned<String> {
+    Spanned::new(0..0, "rr".into())
+}
+
+fn default_prefetch() -> u16 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    at: Option<String>,
+    after: Option<String>,
+    caption: Option<String>,
+    publish: Option<u32>,
+    weights: Option<Vec<f64>>,
+    mode: Option<String>,
+    prefetch: Option<u16>,
+    delay: Option<RawDelay>,
+    add: Option<String>,
+    remove: Option<usize>,
+    kill: Option<usize>,
+    pause: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelay {
+    consumer: usize,
+    to: String,
+}
+
+const MAX_CONSUMERS: usize = crate::cli::MAX_CONSUMERS;
+
+/// Read and check a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    parse(&text).map_err(|(line, what)| match line {
+        Some(line) => format!("{}:{line}: {what}", path.display()),
+        None => format!("{}: {what}", path.display()),
+    })
+}
+
+/// Check a scenario's text; errors carry the 1-based line they are about.
+pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
+    let line_of = |offset: usize| Some(text[..offset.min(text.len())].matches('\n').count() + 1);
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let line = e.span().and_then(|s| line_of(s.start));
+        (line, e.message().trim().to_string())
+    })?;
+    let mode = parse_mode(raw.mode.get_ref()).ok_or_else(|| {
+        (
+            line_of(raw.mode.span().start),
+            format!("mode '{}' is neither \"rr\" nor \"fair\"", raw.mode.get_ref()),
+        )
+    })?;
+    let consumers_line = line_of(raw.consumers.span().start);
+    let delays = raw
+        .consumers
+        .get_ref()
+        .iter()
+        .map(|d| duration(d).map_err(|e| (consumers_line, format!("consumer delay {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() || delays.len() > MAX_CONSUMERS {
+        return Err((consumers_line, format!("give 1 to {MAX_CONSUMERS} consumers")));
+    }
+    let mut steps = Vec::new();
+    let mut live = delays.len();
+    let mut last_at = Duration::ZERO;
+    for (n, spanned) in raw.step.iter().enumerate() {
+        let line = line_of(spanned.span().start).unwrap_or(0);
+        let step = check_step(spanned.get_ref(), n + 1, &mut live, &mut last_at)
+            .map_err(|what| (Some(line), what))?;
+        steps.push(Step { line, ..step });
+    }
+    Ok(Scenario {
+        title: raw.title,
+        about: raw.about,
+        mode,
+        prefetch: raw.prefetch,
+        delays,
+        queue: raw.queue,
+        steps,
+    })
+}
+
+fn check_step(s: &RawStep, n: usize, live: &mut usize, last_at: &mut Duration) -> Result<Step, String> {
+    let at = match &s.at {
+        Some(at) => duration(at).map_err(|e| format!("step {n}: at {e}"))?,
+        None => *last_at,
+    };
+    let after_settled = match s.after.as_deref() {
+        None => false,
+        Some("settled") => true,
+        Some(other) => return Err(format!("step {n}: after = \"{other}\": the only choice is \"settled\"")),
+    };
+    if at < *last_at && !after_settled {
+        return Err(format!(
+            "step {n} is at {} but the step before is at {}: keep the timeline in order",
+            humantime::format_duration(at),
+            humantime::format_duration(*last_at)
+        ));
+    }
+    *last_at = at;
+    let consumer = |k: usize, live: usize, verb: &str| -> Result<usize, String> {
+        if k == 0 || k > live {
+            Err(format!("step {n} would {verb} consumer {k}, but consumers are numbered 1 to {live} here"))
+        } else {
+            Ok(k - 1)
+        }
+    };
+    let mut actions = Vec::new();
+    if let Some(count) = s.publish {
+        if count == 0 || count > 100_000 {
+            return Err(format!("step {n}: publish {count}: give 1 to 100000 tasks"));
+        }
+        let weights = s.weights.clone().unwrap_or_default();
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0 || *w > 1000.0) {
+            return Err(format!("step {n}: weights must be numbers from 0 to 1000"));
+        }
+        actions.push(Action::Publish { count, weights });
+    } else if s.weights.is_some() {
+        return Err(format!("step {n}: weights without publish"));
+    }
+    if let Some(m) = &s.mode {
+        let mode =
+            parse_mode(m).ok_or_else(|| format!("step {n}: mode '{m}' is neither \"rr\" nor \"fair\""))?;
+        actions.push(Action::Mode(mode));
+    }
+    if let Some(p) = s.prefetch {
+        actions.push(Action::Prefetch(p));
+    }
+    if let Some(d) = &s.delay {
+        let to = duration(&d.to).map_err(|e| format!("step {n}: delay {e}"))?;
+        actions.push(Action::Delay { consumer: consumer(d.consumer, *live, "change the delay of")?, to });
+    }
+    if let Some(a) = &s.add {
+        if *live >= MAX_CONSUMERS {
+            return Err(format!("step {n}: at most {MAX_CONSUMERS} consumers"));
+        }
+        actions.push(Action::Add(duration(a).map_err(|e| format!("step {n}: add {e}"))?));
+        *live += 1;
+    }
+    // Removed and killed consumers keep their number: later steps may not target them, but
+    // the numbering of the others does not shift (as on screen).
+    if let Some(k) = s.remove {
+        actions.push(Action::Remove(consumer(k, *live, "remove")?));
+    }
+    if let Some(k) = s.kill {
+        actions.push(Action::Kill(consumer(k, *live, "kill")?));
+    }
+    if s.pause == Some(true) {
+        actions.push(Action::Pause);
+    }
+    if actions.len() > 1 {
+        return Err(format!(
+            "step {n} has {} actions ({}): give each its own [[step]]",
+            actions.len(),
+            actions.iter().map(Action::describe).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if actions.is_empty() && s.caption.is_none() && !after_settled {
+        return Err(format!("step {n} does nothing: give it a caption or an action"));
+    }
+    Ok(Step { at, after_settled, caption: s.caption.clone(), action: actions.pop(), line: 0 })
+}
+
+fn parse_mode(s: &str) -> Option<Mode> {
+    match s {
+        "rr" => Some(Mode::RoundRobin),
+        "fair" => Some(Mode::Fair),
+        _ => None,
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration ({e}): try 500ms or 2s"))?;
+    if d > Duration::from_secs(3600) {
+        return Err(format!("'{text}' is longer than the 1h maximum"));
+    }
+    Ok(d)
+}
+
+impl Scenario {
+    /// Every duration divided by `speed`, so a 60-second lesson can be shown in 6.
+    pub fn scaled(mut self, speed: f64) -> Self {
+        let scale = |d: Duration| d.div_f64(speed);
+        self.delays = self.delays.into_iter().map(scale).collect();
+        for s in &mut self.steps {
+            s.at = scale(s.at);
+            match &mut s.action {
+                Some(Action::Delay { to, .. }) => *to = scale(*to),
+                Some(Action::Add(d)) => *d = scale(*d),
+                _ => {}
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+title = "t"
+consumers = ["1s", "2s"]
+mode = "fair"
+
+[[step]]
+at = "0s"
+caption = "hello"
+
+[[step]]
+at = "1s"
+publish = 4
+weights = [3, 1]
+
+[[step]]
+at = "2s"
+kill = 2
+"#;
+
+    #[test]
+    fn a_good_scenario_parses_with_lines() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.mode, Mode::Fair);
+        assert_eq!(s.delays, [Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.steps[1].action, Some(Action::Publish { count: 4, weights: vec![3.0, 1.0] }));
+        assert_eq!(s.steps[2].action, Some(Action::Kill(1)));
+        assert_eq!((s.steps[0].line, s.steps[2].line), (6, 15));
+        let fast = s.scaled(10.0);
+        assert_eq!(fast.delays[0], Duration::from_millis(100));
+        assert_eq!(fast.steps[2].at, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn broken_scenarios_name_the_line_and_the_problem() {
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"soon\"\ncaption = \"x\"\n",
+                3,
+                "not a duration",
+            ),
+            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\nkill = 2\n", 3, "numbered 1 to 1"),
+            (
+                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\npublish = 1\nkill = 1\n",
+                3,
+                "2 actions",
+            ),
+            (
+                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"2s\"\ncaption = \"a\"\n[[step]]\nat = \"1s\"\ncaption = \"b\"\n",
+                6,
+                "in order",
+            ),
+            ("title = \"t\"\nconsumers = [\"1s\"]\nmode = \"fast\"\n", 3, "neither"),
+            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\npublsh = 3\n", 5, "unknown field"),
+            ("title = \"t\"\nconsumers = [\"1s\"\n", 2, ""),
+            ("title = \"t\"\nconsumers = []\n", 2, "1 to 64"),
+            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"0s\"\n", 3, "does nothing"),
+            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nweights = [1]\n", 3, "without publish"),
+        ];
+        for (text, line, want) in cases {
+            let (got_line, what) = parse(text).expect_err(text);
+            assert_eq!(got_line, Some(*line), "{text}: {what}");
+            assert!(what.contains(want), "{text}: {what}");
+        }
+    }
+
+    #[test]
+    fn load_prefixes_the_file_name() {
+        let err = load(Path::new("/nonexistent/lesson.toml")).unwrap_err();
+        assert!(err.starts_with("/nonexistent/lesson.toml: cannot read it"), "{err}");
+    }
+}
