@@ -78,6 +78,38 @@ pub struct Cli {
 pub enum Command {
     /// Run the embedded AMQP 0-9-1 broker on its own, for other programs, until Ctrl-C.
     Broker(BrokerArgs),
+    /// Play a scenario (a lesson): its consumers, its timeline of steps, its captions.
+    Play(PlayArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlayArgs {
+    /// The scenario file (TOML), e.g. assets/scenarios/classic-round-robin.toml.
+    pub file: std::path::PathBuf,
+
+    /// Scale every duration (delays and timeline): 10 plays a 60-second lesson in 6.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+
+    /// An external broker (default: a local RabbitMQ if one answers, else the embedded one).
+    #[arg(long, env = "AMQP_URL", conflicts_with = "broker")]
+    pub url: Option<String>,
+
+    /// `embedded`: always use the built-in broker (the same distribution every run).
+    #[arg(long, value_enum)]
+    pub broker: Option<BrokerArg>,
+
+    /// No terminal UI: run the timeline and print the summary and what each step did.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Headless: one JSON object instead of a table.
+    #[arg(long, requires = "headless")]
+    pub json: bool,
+
+    /// Headless: give up after this long (exit code 2).
+    #[arg(long, requires = "headless", default_value = "10m")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -146,11 +178,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Cli {
     /// Check every value; the error is one line that says what to change.
     pub fn into_config(self) -> Result<Config, String> {
-        let target = match (&self.url, self.broker) {
-            (Some(url), _) => Target::Url(parse_url(url)?),
-            (None, Some(BrokerArg::Embedded)) => Target::Embedded,
-            (None, None) => Target::Auto,
-        };
+        let target = target(self.url.as_deref(), self.broker)?;
         if self.consumers == 0 || self.consumers > MAX_CONSUMERS {
             return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
         }
@@ -171,15 +199,7 @@ impl Cli {
             let publish = self
                 .publish
                 .ok_or("--headless needs --publish N: how many tasks to publish before the summary")?;
-            let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
-                format!("--timeout '{}' is not a duration ({e}): try 30s or 5m", self.timeout)
-            })?;
-            if timeout.is_zero() || timeout > MAX_TIMEOUT {
-                return Err(format!(
-                    "--timeout '{}' is out of range: give more than 0s and at most 7d",
-                    self.timeout
-                ));
-            }
+            let timeout = parse_timeout(&self.timeout)?;
             Some(Headless { publish, json: self.json, timeout })
         } else {
             None
@@ -201,6 +221,25 @@ impl Cli {
             headless,
         })
     }
+}
+
+/// --url names an external broker; else --broker embedded; else look for a local RabbitMQ.
+pub fn target(url: Option<&str>, broker: Option<BrokerArg>) -> Result<Target, String> {
+    Ok(match (url, broker) {
+        (Some(url), _) => Target::Url(parse_url(url)?),
+        (None, Some(BrokerArg::Embedded)) => Target::Embedded,
+        (None, None) => Target::Auto,
+    })
+}
+
+/// A checked --timeout.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text)
+        .map_err(|e| format!("--timeout '{text}' is not a duration ({e}): try 30s or 5m"))?;
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(format!("--timeout '{text}' is out of range: give more than 0s and at most 7d"));
+    }
+    Ok(timeout)
 }
 
 /// Parse an AMQP URI; the error names the URL without its password.

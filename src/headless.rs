@@ -57,6 +57,11 @@ impl Driver {
         Ok(driver)
     }
 
+    /// Hand a command to the workload.
+    pub fn send(&self, cmd: crate::app::Command) {
+        self.engine.send(cmd);
+    }
+
     /// Apply an action as if the user pressed its key.
     pub fn act(&mut self, action: Action) {
         if let Some(cmd) = self.app.update(Msg::Action(action), Instant::now()) {

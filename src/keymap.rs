@@ -22,6 +22,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("x", "remove the selected consumer gracefully"),
     ("k", "kill the selected consumer (crash, no acks)"),
     ("?", "show / hide this help"),
+    ("Enter", "scenario: pause / resume the timeline"),
+    ("n", "scenario: run the next step now"),
     ("q Esc Ctrl-C", "quit"),
 ];
 
@@ -54,6 +56,8 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('k') => KillConsumer,
         KeyCode::Char('?') => ToggleHelp,
         KeyCode::Char('q') | KeyCode::Esc => Quit,
+        KeyCode::Enter => PlayPause,
+        KeyCode::Char('n') => PlayStep,
         _ => return None,
     };
     let repeats = matches!(action, DelayUp | DelayDown | RateUp | RateDown);
@@ -115,6 +119,8 @@ mod tests {
         (KeyCode::Char('q'), NONE, Quit),
         (KeyCode::Esc, NONE, Quit),
         (KeyCode::Char('c'), CTRL, Quit),
+        (KeyCode::Enter, NONE, PlayPause),
+        (KeyCode::Char('n'), NONE, PlayStep),
     ];
 
     #[test]
@@ -137,9 +143,7 @@ mod tests {
 
     #[test]
     fn other_keys_and_chords_do_nothing() {
-        for code in
-            [KeyCode::Char('z'), KeyCode::Char('Q'), KeyCode::Enter, KeyCode::F(1), KeyCode::Backspace]
-        {
+        for code in [KeyCode::Char('z'), KeyCode::Char('Q'), KeyCode::F(1), KeyCode::Backspace] {
             assert_eq!(action_for(press(code)), None, "{code:?}");
         }
         for (code, modifiers) in [

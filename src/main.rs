@@ -15,6 +15,27 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(headless::EXIT_ERROR) } else { ExitCode::SUCCESS };
         }
     };
+    if let Some(warren::cli::Command::Play(args)) = &cli.command {
+        let (scenario, cfg) = match warren::play::prepare(args) {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("warren: {e}");
+                return ExitCode::from(headless::EXIT_ERROR);
+            }
+        };
+        return run_async(async move {
+            if cfg.headless.is_some() {
+                return warren::play::run_headless(scenario, cfg).await;
+            }
+            match tui::run(cfg, Some(scenario)).await {
+                Ok(()) => headless::EXIT_OK,
+                Err(e) => {
+                    eprintln!("warren: {e}");
+                    headless::EXIT_ERROR
+                }
+            }
+        });
+    }
     if let Some(warren::cli::Command::Broker(args)) = cli.command {
         return run_async(async move {
             match warren::serve::run(args).await {
@@ -37,7 +58,7 @@ fn main() -> ExitCode {
         if cfg.headless.is_some() {
             headless::run(cfg).await
         } else {
-            match tui::run(cfg).await {
+            match tui::run(cfg, None).await {
                 Ok(()) => headless::EXIT_OK,
                 Err(e) => {
                     eprintln!("warren: {e}");

@@ -11,17 +11,20 @@ use ratatui::crossterm::event::{
 use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
+use crate::app::player::Player;
 use crate::app::{Action, App, Msg};
 use crate::cli::Config;
 use crate::endpoint::Endpoint;
 use crate::headless::{app_options, workload_config};
+use crate::scenario::Scenario;
 use crate::workload::{EVENT_CAPACITY, Engine};
-use crate::{keymap, ui};
+use crate::{keymap, play, ui};
 
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
 
-pub async fn run(cfg: Config) -> Result<(), String> {
+/// The live TUI; with a scenario, its timeline plays and its captions show.
+pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> {
     // crossterm's EventStream panics without a terminal: check first and say what to do.
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("no terminal here (stdin/stdout is not a TTY): run warren in a terminal, \
@@ -47,6 +50,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         app.update(Msg::Event(crate::app::Event::Error(text)), now);
     }
 
+    let mut player = scenario.as_ref().map(|s| Player::new(s, Instant::now()));
+    let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
+
     let mut terminal = ratatui::init();
     install_mouse_restoring_hook();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
@@ -65,7 +71,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 Some(Ok(ev)) => {
                     let size = terminal.size().unwrap_or_default();
                     if let Some(action) = action_for(&app, ev, size.into()) {
-                        if let Some(cmd) = app.update(Msg::Action(action), Instant::now()) {
+                        let now = Instant::now();
+                        match (action, &mut player) {
+                            (Action::PlayPause, Some(p)) if !app.show_help => p.toggle_pause(now),
+                            (Action::PlayStep, Some(p)) if !app.show_help => p.step_ahead(now),
+                            _ => {}
+                        }
+                        if let Some(cmd) = app.update(Msg::Action(action), now) {
                             engine.send(cmd);
                         }
                     } else {
@@ -90,6 +102,16 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             _ = frame.tick() => {
                 let now = Instant::now();
                 app.update(Msg::Tick, now);
+                if let Some(p) = &mut player {
+                    for cmd in p.tick(&mut app, now, false) {
+                        engine.send(cmd);
+                    }
+                    let lesson = Some(play::lesson(&title, p));
+                    if app.lesson != lesson {
+                        app.lesson = lesson;
+                        app.dirty = true;
+                    }
+                }
                 if app.dirty {
                     if let Err(e) = terminal.draw(|f| ui::render(f, &app, now)) {
                         term_error = Some(format!("drawing failed: {e}"));

@@ -42,7 +42,9 @@ async fn run(url: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[
     let queue = common::unique_queue("diff");
     let producer = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
     let pch = producer.create_channel().await.unwrap();
-    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
     pch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let mut cs = Vec::new();
     let mut streams: SelectAll<BoxStream<'static, (usize, lapin::message::Delivery)>> = SelectAll::new();
@@ -53,7 +55,8 @@ async fn run(url: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[
             ch.basic_qos(prefetch, BasicQosOptions::default()).await.unwrap();
         }
         let opts = BasicConsumeOptions { no_ack, ..Default::default() };
-        let consumer = ch.basic_consume(queue.as_str().into(), "".into(), opts, FieldTable::default()).await.unwrap();
+        let consumer =
+            ch.basic_consume(queue.as_str().into(), "".into(), opts, FieldTable::default()).await.unwrap();
         streams.push(consumer.filter_map(move |d| async move { d.ok().map(|d| (i, d)) }).boxed());
         cs.push(Consumer { conn: Some(conn), channel: ch, held: Vec::new() });
     }
@@ -64,8 +67,10 @@ async fn run(url: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[
                 for body in *bodies {
                     let opts = BasicPublishOptions::default();
                     let props = BasicProperties::default();
-                    let confirm =
-                        pch.basic_publish("".into(), queue.as_str().into(), opts, body.as_bytes(), props).await.unwrap();
+                    let confirm = pch
+                        .basic_publish("".into(), queue.as_str().into(), opts, body.as_bytes(), props)
+                        .await
+                        .unwrap();
                     confirm.await.unwrap();
                 }
             }
@@ -106,7 +111,14 @@ async fn run(url: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[
     seen
 }
 
-async fn compare(test: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[Step], expected: &[Seen]) {
+async fn compare(
+    test: &str,
+    consumers: usize,
+    no_ack: bool,
+    prefetch: u16,
+    steps: &[Step],
+    expected: &[Seen],
+) {
     let mut results = Vec::new();
     for b in common::brokers(test).await {
         let seen = run(&b.url, consumers, no_ack, prefetch, steps).await;

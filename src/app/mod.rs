@@ -3,6 +3,7 @@
 //! both into new state plus at most one [`Command`] for the workload.
 
 pub mod ledger;
+pub mod player;
 pub mod settings;
 pub mod stats;
 pub mod theory;
@@ -151,6 +152,10 @@ pub enum Action {
     KillConsumer,
     ToggleHelp,
     Quit,
+    /// Scenario playback: pause or resume the timeline.
+    PlayPause,
+    /// Scenario playback: run the next step now.
+    PlayStep,
 }
 
 /// What the app asks of the workload.
@@ -286,6 +291,30 @@ pub struct Batch {
     pub started: Instant,
     pub outstanding: u32,
     pub finished: Option<Instant>,
+    /// Tasks of this batch each consumer processed, by consumer id.
+    pub done_by: Vec<u32>,
+    /// The task weights (repeating) and the live consumers' (id, delay) when it was
+    /// published: what the theory model needs to predict it.
+    pub weights: Vec<f64>,
+    pub consumers: Vec<(ConsumerId, Duration)>,
+}
+
+impl Batch {
+    /// What RabbitMQ's rules predict for this batch, if it started on an idle, empty queue:
+    /// tasks per consumer (by consumer id) and the makespan.
+    pub fn predicted(&self) -> (Vec<(ConsumerId, usize)>, Duration) {
+        let weights = (0..self.size as usize)
+            .map(|i| if self.weights.is_empty() { 1.0 } else { self.weights[i % self.weights.len()] })
+            .collect();
+        let w = theory::Workload {
+            delays: self.consumers.iter().map(|(_, d)| *d).collect(),
+            weights,
+            dispatch: self.dispatch,
+        };
+        let p = theory::predict(&w);
+        let counts = self.consumers.iter().map(|(id, _)| *id).zip(p.counts()).collect();
+        (counts, p.makespan)
+    }
 }
 
 impl Batch {
@@ -325,8 +354,19 @@ pub struct AppOptions {
     pub keep_history: bool,
 }
 
+/// A scenario being played, as the screen shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lesson {
+    pub title: String,
+    pub caption: Option<String>,
+    pub paused: bool,
+    pub waiting: bool,
+    pub step: (usize, usize),
+}
+
 pub struct App {
     pub queue: String,
+    pub lesson: Option<Lesson>,
     pub broker: Option<BrokerInfo>,
     pub connected: bool,
     /// What the user asked for; `applied` is what the consumers run with now.
@@ -365,6 +405,7 @@ impl App {
             opts.delays.iter().enumerate().map(|(i, d)| Consumer::new(i, *d, opts.keep_history)).collect();
         Self {
             queue: opts.queue,
+            lesson: None,
             broker: None,
             connected: false,
             dispatch: opts.dispatch,
@@ -438,12 +479,36 @@ impl App {
             started: now,
             outstanding: count,
             finished: None,
+            done_by: Vec::new(),
+            consumers: self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect(),
+            weights: weights.clone(),
         });
         // Keep only the recent batches: the screen shows a handful.
         if self.batches.len() > 64 {
             self.batches.remove(0);
         }
         Command::Publish { count, batch: id, weights }
+    }
+
+    /// A new consumer with this delay, selected.
+    pub fn add_consumer(&mut self, delay: Duration) -> Command {
+        let id = self.consumers.len();
+        self.consumers.push(Consumer::new(id, delay, self.keep_history));
+        self.selected = id;
+        Command::AddConsumer { consumer: id, delay }
+    }
+
+    /// Set one consumer's delay (scenarios; the keys step along a ladder instead).
+    pub fn set_delay(&mut self, consumer: ConsumerId, delay: Duration) -> Option<Command> {
+        let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
+        c.delay = delay;
+        Some(Command::SetDelay { consumer, delay })
+    }
+
+    /// Set the prefetch; consumers re-register at once in fair mode.
+    pub fn set_prefetch(&mut self, prefetch: u16) -> Option<Command> {
+        self.dispatch.prefetch = prefetch;
+        (self.dispatch.mode == Mode::Fair).then(|| self.switch_dispatch())
     }
 
     pub fn selected_consumer(&self) -> Option<&Consumer> {
@@ -454,10 +519,10 @@ impl App {
         self.consumers.iter().filter(|c| c.visible())
     }
 
-    /// All published tasks are done or lost.
+    /// All published tasks are done or lost, and no batch is still waiting to be published.
     pub fn settled(&self) -> bool {
         let t = self.ledger.totals();
-        t.done + t.lost == t.published
+        t.done + t.lost == t.published && self.batches.iter().all(|b| b.outstanding == 0)
     }
 
     pub fn total_processed(&self) -> u64 {
@@ -531,14 +596,11 @@ impl App {
                 return Some(Command::SetDelay { consumer: c.id, delay: c.delay });
             }
             AddConsumer => {
-                let id = self.consumers.len();
                 let delay = self
                     .selected_consumer()
                     .or(self.consumers.last())
                     .map_or(Duration::from_secs(1), |c| c.delay);
-                self.consumers.push(Consumer::new(id, delay, self.keep_history));
-                self.selected = id;
-                return Some(Command::AddConsumer { consumer: id, delay });
+                return Some(self.add_consumer(delay));
             }
             RemoveConsumer | KillConsumer => {
                 let c = self.consumers.get_mut(self.selected).filter(|c| c.alive())?;
@@ -551,6 +613,8 @@ impl App {
                 return Some(Command::KillConsumer { consumer });
             }
             ToggleHelp => self.show_help = !self.show_help,
+            // The timeline belongs to the player, which the event loop drives.
+            PlayPause | PlayStep => {}
             Quit => {
                 self.quitting = true;
                 return Some(Command::Quit);
@@ -666,6 +730,7 @@ impl App {
                         h.push(id);
                     }
                 }
+                self.count_for_batch(id, consumer);
                 self.task_settled(id, now);
             }
             Event::Requeued { consumer, ids } => {
@@ -713,6 +778,16 @@ impl App {
             && c.working.is_some_and(|w| ids.contains(&w.id))
         {
             c.working = None;
+        }
+    }
+
+    fn count_for_batch(&mut self, id: TaskId, consumer: ConsumerId) {
+        let Some(batch_id) = self.batch_of.get(&id) else { return };
+        if let Some(b) = self.batches.iter_mut().find(|b| b.id == *batch_id) {
+            if b.done_by.len() <= consumer {
+                b.done_by.resize(consumer + 1, 0);
+            }
+            b.done_by[consumer] += 1;
         }
     }
 

@@ -97,6 +97,7 @@ impl Connection {
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
             frame_max: FRAME_MIN,
+            channel_max: 0,
             heartbeat: 0,
             channels: HashMap::new(),
             registered: false,
@@ -125,6 +126,8 @@ struct Session<'a> {
     /// Bytes of `buf` already parsed.
     start: usize,
     frame_max: u32,
+    /// The lower of the broker's channel_max and the client's (0 from the client: no limit of its own).
+    channel_max: u16,
     heartbeat: u16,
     channels: HashMap<u16, ChannelState>,
     registered: bool,
@@ -248,6 +251,12 @@ impl Session<'_> {
         }
         self.frame_max = frame_max;
         self.out.shared.frame_max.store(frame_max, Ordering::Relaxed);
+        // The client may ask for fewer channels than offered; channel.open checked only the
+        // broker's limit, so a client that chose 2 could open channel 3.
+        self.channel_max = match tune_ok.channel_max {
+            0 => limits.channel_max,
+            asked => asked.min(limits.channel_max),
+        };
         self.heartbeat = tune_ok.heartbeat;
         self.out.shared.heartbeat.store(u32::from(tune_ok.heartbeat), Ordering::Relaxed);
         let open = match self.expect_connection_method(rd).await? {
@@ -441,7 +450,7 @@ impl Session<'_> {
     }
 
     fn channel_open(&mut self, ch: u16) -> Result<(), End> {
-        let max = self.conn.cfg.limits.channel_max;
+        let max = self.channel_max;
         if ch > max {
             return Err(End::Error(
                 AmqpError::connection(

@@ -267,7 +267,8 @@ impl Core {
         auto_delete: bool,
         arguments: &FieldTable,
     ) -> Result<DeclareOk, AmqpError> {
-        let name = if name.is_empty() {
+        let server_named = name.is_empty();
+        let name = if server_named {
             self.next_tag += 1;
             format!("amq.gen-warren-{}", self.next_tag)
         } else {
@@ -296,7 +297,9 @@ impl Core {
         if passive {
             return Err(not_found_queue(&name));
         }
-        if name.starts_with("amq.") {
+        // Only a name the client chose may not start with amq.: server-generated names are
+        // amq.gen-* on purpose (checking them refused every server-named queue with 403).
+        if !server_named && name.starts_with("amq.") {
             return Err(err(
                 403,
                 format!("ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'"),
@@ -497,8 +500,9 @@ impl Core {
         let size = msg.body.len() * targets.len();
         if self.held_bytes + size > self.limits.max_held_bytes {
             return Err(AmqpError::refused(format!(
-                "the embedded broker holds at most {} MiB of messages and is full: consume or purge first",
-                self.limits.max_held_bytes >> 20
+                // In bytes: a limit under 1 MiB read "at most 0 MiB".
+                "the embedded broker holds at most {} bytes of messages and is full: consume or purge first",
+                self.limits.max_held_bytes
             )));
         }
         let msg = Arc::new(msg);

@@ -44,10 +44,132 @@ pub fn parse(buf: &[u8], frame_max: u32) -> Parsed {
     if buf[size + 7] != FRAME_END {
         return Parsed::Bad(AmqpError::connection(501, "FRAME_ERROR - frame does not end with 0xCE"));
     }
+    if too_deep(kind, &buf[7..size + 7]) {
+        return Parsed::Bad(AmqpError::connection(
+            502,
+            format!("SYNTAX_ERROR - field tables nested deeper than {MAX_NESTING} levels"),
+        ));
+    }
     match parse_frame(&buf[..size + OVERHEAD]) {
         Ok((_, frame)) => Parsed::Frame(frame, size + OVERHEAD),
         Err(_) => Parsed::Bad(AmqpError::connection(502, "SYNTAX_ERROR - malformed frame")),
     }
+}
+
+/// How deep field tables and arrays may nest in a frame. amq-protocol parses them recursively
+/// (and Clone, Debug and Drop recurse too): without this bound, one frame of nested arrays
+/// (5 bytes a level, 26,000 levels in 128 KiB) overflowed a tokio worker's stack and aborted
+/// the whole process. RabbitMQ has no such limit, but no real client comes near it.
+const MAX_NESTING: usize = 64;
+
+/// Whether a method or content header frame holds field tables nested deeper than MAX_NESTING.
+fn too_deep(kind: u8, payload: &[u8]) -> bool {
+    // Each level costs a type octet 'A' or 'F': with few of those, nothing to walk.
+    if payload.iter().filter(|&&b| b == b'A' || b == b'F').count() <= MAX_NESTING {
+        return false;
+    }
+    table_offset(kind, payload).is_some_and(|at| nesting(&payload[at..]) > MAX_NESTING)
+}
+
+/// Where the field table of a method or content header payload starts, for the frames that carry
+/// one (every method with a table argument, and the headers property).
+fn table_offset(kind: u8, p: &[u8]) -> Option<usize> {
+    let short = |at: usize| Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]));
+    // The fields before the table: o octet (or packed bits), s short, S short string.
+    let skip = |fields: &[u8], mut at: usize| {
+        for f in fields {
+            at += match f {
+                b'o' => 1,
+                b's' => 2,
+                _ => 1 + usize::from(*p.get(at)?),
+            };
+        }
+        Some(at)
+    };
+    match kind {
+        1 => {
+            let fields: &[u8] = match (short(0)?, short(2)?) {
+                (10, 10) => b"oo",               // connection.start
+                (10, 11) => b"",                 // connection.start-ok
+                (40, 10) => b"sSSo",             // exchange.declare
+                (40, 30) | (40, 40) => b"sSSSo", // exchange.bind, exchange.unbind
+                (50, 10) => b"sSo",              // queue.declare
+                (50, 20) => b"sSSSo",            // queue.bind
+                (50, 50) => b"sSSS",             // queue.unbind
+                (60, 20) => b"sSSo",             // basic.consume
+                _ => return None,
+            };
+            skip(fields, 4)
+        }
+        2 => {
+            // class, weight, body size, property flags; headers come after content-type and
+            // content-encoding.
+            let flags = short(12)?;
+            if flags & (1 << 13) == 0 {
+                return None;
+            }
+            let mut at = 14;
+            for bit in [15, 14] {
+                if flags & (1 << bit) != 0 {
+                    at += 1 + usize::from(*p.get(at)?);
+                }
+            }
+            Some(at)
+        }
+        _ => None,
+    }
+}
+
+/// How deep the field table at the start of `buf` nests (1 for a flat table), walked without
+/// recursion. It stops at the first malformed value, where the parser stops too.
+fn nesting(buf: &[u8]) -> usize {
+    let len_at = |at: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let Some(len) = len_at(0) else { return 0 };
+    // The end of each open table (true) or array (false), innermost last.
+    let mut open = vec![(4 + len, true)];
+    let mut at = 4;
+    let mut deepest = 1;
+    while let Some(&(end, table)) = open.last() {
+        if at >= end || deepest > MAX_NESTING {
+            if at > end || deepest > MAX_NESTING {
+                break;
+            }
+            open.pop();
+            continue;
+        }
+        if table {
+            // The entry's name, a short string.
+            let Some(&n) = buf.get(at) else { break };
+            at += 1 + usize::from(n);
+        }
+        let Some(&kind) = buf.get(at) else { break };
+        at += 1;
+        at += match kind {
+            b't' | b'b' | b'B' => 1,
+            b's' | b'U' | b'u' => 2,
+            b'I' | b'i' | b'f' => 4,
+            b'D' => 5,
+            b'L' | b'l' | b'd' | b'T' => 8,
+            b'V' => 0,
+            b'S' | b'x' => match len_at(at) {
+                Some(n) => 4 + n,
+                None => break,
+            },
+            b'A' | b'F' => {
+                let Some(n) = len_at(at) else { break };
+                if at + 4 + n > end {
+                    break;
+                }
+                open.push((at + 4 + n, kind == b'F'));
+                deepest = deepest.max(open.len());
+                4
+            }
+            _ => break,
+        };
+    }
+    deepest
 }
 
 /// Append a frame's bytes to `buf`.

@@ -1,4 +1,4 @@
-//! The error banner: one line, red, until it times out or the connection comes back.
+//! The banner line: an error (red, until it times out), or else the lesson's caption.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,5 +11,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(banner) = &app.banner {
         let text = format!(" ⚠ {}", banner.text);
         frame.render_widget(Paragraph::new(text).style(theme::BANNER), area);
+    } else if let Some(lesson) = &app.lesson {
+        let state = if lesson.paused {
+            " ⏸ paused (Enter resumes)"
+        } else if lesson.waiting {
+            " … waiting for the queue to settle"
+        } else {
+            ""
+        };
+        let (done, all) = lesson.step;
+        let text = format!(
+            " ▶ {} · step {done}/{all}{state} · {}",
+            lesson.title,
+            lesson.caption.as_deref().unwrap_or("")
+        );
+        frame.render_widget(Paragraph::new(text).style(theme::SELECTED), area);
     }
 }

@@ -80,7 +80,7 @@ pub fn consumer_at(area: Rect, app: &App, column: u16, row: u16) -> Option<usize
 
 /// The one place both `render` and `consumer_at` get the regions from.
 fn screen(area: Rect, app: &App) -> layout::Screen {
-    layout::screen(area, app.banner.is_some(), ledger::lines_needed(app))
+    layout::screen(area, app.banner.is_some() || app.lesson.is_some(), ledger::lines_needed(app))
 }
 
 /// The selected consumer's position among the visible ones (0 if none is selected).

@@ -1,0 +1,241 @@
+//! Plays a scenario's timeline against the App: which steps are due, captions, pausing for the
+//! presenter, stepping ahead, and the log of what happened when. Pure: time comes in as `now`.
+
+use std::time::{Duration, Instant};
+
+use super::{Action as Key, App, Command, Msg};
+use crate::scenario::{Action, Scenario, Step};
+
+/// One line of the log: when a step ran (scenario time) and what it did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Played {
+    pub at_ms: u64,
+    pub did: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+}
+
+pub struct Player {
+    steps: Vec<Step>,
+    next: usize,
+    /// The clock: scenario time = now - origin - paused, where origin moves when a step waits
+    /// for the queue to settle, or when the presenter steps ahead.
+    origin: Instant,
+    paused_since: Option<Instant>,
+    /// A pause step or the presenter stopped the clock.
+    pub caption: Option<String>,
+    pub log: Vec<Played>,
+    waiting_since: Option<Instant>,
+}
+
+impl Player {
+    pub fn new(scenario: &Scenario, now: Instant) -> Self {
+        Self {
+            steps: scenario.steps.clone(),
+            next: 0,
+            origin: now,
+            paused_since: None,
+            caption: None,
+            log: Vec::new(),
+            waiting_since: None,
+        }
+    }
+
+    /// Scenario time now.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        let at = self.paused_since.or(self.waiting_since).unwrap_or(now);
+        at.saturating_duration_since(self.origin)
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused_since.is_some()
+    }
+
+    pub fn waiting(&self) -> bool {
+        self.waiting_since.is_some()
+    }
+
+    pub fn finished(&self) -> bool {
+        self.next >= self.steps.len()
+    }
+
+    /// (steps done, steps in all)
+    pub fn progress(&self) -> (usize, usize) {
+        (self.next, self.steps.len())
+    }
+
+    pub fn toggle_pause(&mut self, now: Instant) {
+        match self.paused_since.take() {
+            Some(since) => self.origin += now.saturating_duration_since(since),
+            None => self.paused_since = Some(now),
+        }
+    }
+
+    /// Jump the clock to the next step, so it runs now.
+    pub fn step_ahead(&mut self, now: Instant) {
+        if let Some(step) = self.steps.get(self.next) {
+            let elapsed = self.elapsed(now);
+            if step.at > elapsed {
+                self.origin = self.origin.checked_sub(step.at - elapsed).unwrap_or(self.origin);
+            }
+        }
+        if let Some(since) = self.paused_since.take() {
+            self.origin += now.saturating_duration_since(since);
+        }
+        if let Some(since) = self.waiting_since.take() {
+            self.origin += now.saturating_duration_since(since);
+        }
+    }
+
+    /// Run every step that is due; returns the commands for the workload. `headless` skips
+    /// presenter pauses.
+    pub fn tick(&mut self, app: &mut App, now: Instant, headless: bool) -> Vec<Command> {
+        let mut out = Vec::new();
+        while !self.paused() {
+            let Some(step) = self.steps.get(self.next).cloned() else { break };
+            if step.after_settled && !app.settled() {
+                // The timeline waits: its clock stands still until the queue has settled.
+                self.waiting_since.get_or_insert(now);
+                break;
+            }
+            if let Some(since) = self.waiting_since.take() {
+                self.origin += now.saturating_duration_since(since);
+            }
+            if self.elapsed(now) < step.at {
+                break;
+            }
+            self.next += 1;
+            if let Some(text) = &step.caption {
+                self.caption = Some(text.clone());
+            }
+            let did = step.action.as_ref().map_or_else(|| "caption".to_string(), Action::describe);
+            self.log.push(Played { at_ms: step.at.as_millis() as u64, did, caption: step.caption.clone() });
+            match &step.action {
+                Some(Action::Pause) if !headless => self.paused_since = Some(now),
+                Some(action) => out.extend(apply(app, action, now)),
+                None => {}
+            }
+        }
+        out
+    }
+}
+
+/// What a step does to the app, as the same actions a presenter's keys would take.
+fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
+    match action {
+        Action::Publish { count, weights } => Some(app.start_weighted_batch(*count, weights.clone(), now)),
+        Action::Mode(mode) => {
+            (app.dispatch.mode != *mode).then(|| app.update(Msg::Action(Key::ToggleMode), now))?
+        }
+        Action::Prefetch(p) => app.set_prefetch(*p),
+        Action::Delay { consumer, to } => app.set_delay(*consumer, *to),
+        Action::Add(delay) => Some(app.add_consumer(*delay)),
+        Action::Remove(c) | Action::Kill(c) => {
+            // Select it first: the audience sees which one goes.
+            app.selected = *c;
+            let key = if matches!(action, Action::Kill(_)) { Key::KillConsumer } else { Key::RemoveConsumer };
+            app.update(Msg::Action(key), now)
+        }
+        Action::Pause => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{AppOptions, Dispatch, Event, Mode};
+    use crate::scenario::parse;
+
+    const LESSON: &str = r#"
+title = "t"
+consumers = ["1s", "2s"]
+
+[[step]]
+at = "0s"
+caption = "hello"
+
+[[step]]
+at = "1s"
+publish = 2
+
+[[step]]
+at = "1s"
+after = "settled"
+mode = "fair"
+
+[[step]]
+at = "2s"
+pause = true
+caption = "look"
+
+[[step]]
+at = "3s"
+kill = 2
+"#;
+
+    fn app(now: Instant) -> App {
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
+            burst: 1,
+            rate: 1,
+            keep_history: true,
+        };
+        App::new(opts, now)
+    }
+
+    #[test]
+    fn steps_run_on_time_wait_for_the_queue_and_pause_for_the_presenter() {
+        let t0 = Instant::now();
+        let s = parse(LESSON).unwrap();
+        let mut a = app(t0);
+        let mut p = Player::new(&s, t0);
+        assert!(p.tick(&mut a, t0, false).is_empty());
+        assert_eq!(p.caption.as_deref(), Some("hello"));
+        let cmds = p.tick(&mut a, t0 + Duration::from_secs(1), false);
+        assert!(matches!(cmds[..], [Command::Publish { count: 2, .. }]), "{cmds:?}");
+        // The mode switch waits until the two tasks settle.
+        assert!(p.tick(&mut a, t0 + Duration::from_secs(5), false).is_empty());
+        assert!(p.waiting());
+        for id in 1..=2 {
+            a.update(Msg::Event(Event::Published { id, batch: Some(1) }), t0);
+            a.update(
+                Msg::Event(Event::Delivered { consumer: 0, id, manual_ack: false, redelivered: false }),
+                t0,
+            );
+            a.update(Msg::Event(Event::Started { consumer: 0, id, work: Duration::ZERO }), t0);
+            a.update(Msg::Event(Event::Processed { consumer: 0, id, acked: false }), t0);
+        }
+        let cmds = p.tick(&mut a, t0 + Duration::from_secs(6), false);
+        assert!(matches!(cmds[..], [Command::SetDispatch(Dispatch { mode: Mode::Fair, .. })]), "{cmds:?}");
+        // 5s were spent waiting: the clock resumed at 1s of scenario time.
+        assert_eq!(p.elapsed(t0 + Duration::from_secs(6)), Duration::from_secs(1));
+        assert!(p.tick(&mut a, t0 + Duration::from_secs(7), false).is_empty());
+        assert!(p.paused(), "the pause step stops the clock");
+        assert_eq!(p.caption.as_deref(), Some("look"));
+        assert!(p.tick(&mut a, t0 + Duration::from_secs(30), false).is_empty(), "still paused");
+        p.toggle_pause(t0 + Duration::from_secs(30));
+        let cmds = p.tick(&mut a, t0 + Duration::from_secs(31), false);
+        assert_eq!(cmds, [Command::KillConsumer { consumer: 1 }]);
+        assert!(p.finished());
+        let did: Vec<&str> = p.log.iter().map(|l| l.did.as_str()).collect();
+        assert_eq!(
+            did,
+            ["caption", "publish 2 tasks", "switch to fair dispatch", "pause for the presenter", "kill C2"]
+        );
+    }
+
+    #[test]
+    fn stepping_ahead_runs_the_next_step_now_and_headless_skips_pauses() {
+        let t0 = Instant::now();
+        let s = parse(LESSON).unwrap();
+        let mut a = app(t0);
+        let mut p = Player::new(&s, t0);
+        p.tick(&mut a, t0, true);
+        p.step_ahead(t0);
+        let cmds = p.tick(&mut a, t0, true);
+        assert!(matches!(cmds[..], [Command::Publish { .. }]));
+        assert_eq!(p.elapsed(t0), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,117 @@
+//! Every shipped scenario, replayed headless on the embedded broker at 10x speed, with its
+//! outcome asserted, and the theory model checked against what was observed.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn play(name: &str) -> Value {
+    let file = format!("{}/assets/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args([
+            "play",
+            &file,
+            "--headless",
+            "--json",
+            "--broker",
+            "embedded",
+            "--speed",
+            "10",
+            "--timeout",
+            "2m",
+        ])
+        .env_remove("AMQP_URL")
+        .output()
+        .expect("warren runs");
+    assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn counts(batch: &Value, key: &str) -> Vec<u64> {
+    batch[key].as_array().unwrap().iter().map(|pair| pair[1].as_u64().unwrap()).collect()
+}
+
+fn tasks(v: &Value, consumer: usize) -> Vec<u64> {
+    v["consumers"][consumer]["tasks"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect()
+}
+
+/// What RabbitMQ's rules predict is what happened.
+fn as_predicted(name: &str, batch: &Value) {
+    assert_eq!(counts(batch, "observed"), counts(batch, "predicted"), "{name}: {batch}");
+}
+
+#[test]
+fn classic_round_robin_splits_two_two_one_in_rotation() {
+    let v = play("classic-round-robin");
+    assert_eq!((tasks(&v, 0), tasks(&v, 1), tasks(&v, 2)), (vec![1, 4], vec![2, 5], vec![3]));
+    as_predicted("classic-round-robin", &v["batches"][0]);
+    assert_eq!(v["steps"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn classic_fair_dispatch_gives_the_fast_consumer_most_of_the_work() {
+    let v = play("classic-fair-dispatch");
+    let b = &v["batches"][0];
+    assert_eq!(counts(b, "observed"), [8, 1, 1]);
+    as_predicted("classic-fair-dispatch", b);
+}
+
+#[test]
+fn odd_heavy_tasks_all_go_to_one_consumer_under_round_robin_only() {
+    let v = play("odd-heavy-even-light");
+    assert_eq!(tasks(&v, 0)[..4], [1, 3, 5, 7], "round-robin: C1 gets every heavy task");
+    as_predicted("odd-heavy rr", &v["batches"][0]);
+    as_predicted("odd-heavy fair", &v["batches"][1]);
+    let (rr, fair) = (&v["batches"][0]["makespan_ms"], &v["batches"][1]["makespan_ms"]);
+    assert!(fair.as_u64() < rr.as_u64(), "fair {fair} should beat round-robin {rr}");
+}
+
+#[test]
+fn a_kill_loses_work_under_auto_ack_and_redelivers_it_under_manual_ack() {
+    let v = play("kill-with-work-in-hand");
+    assert_eq!(v["lost"], 3, "{v}");
+    assert_eq!(v["lost_reasons"]["consumer killed under auto-ack"], 3);
+    assert_eq!(v["redelivered"], 1);
+    assert_eq!((v["published"].as_u64(), v["processed"].as_u64()), (Some(10), Some(7)));
+    assert_eq!(tasks(&v, 1)[..3], [2, 4, 6], "C2's share of the rotation");
+    assert!(tasks(&v, 1).contains(&8), "task 8 was redelivered to C2");
+}
+
+#[test]
+fn a_prefetch_sweep_moves_from_fair_to_round_robin() {
+    let v = play("prefetch-sweep");
+    let b = v["batches"].as_array().unwrap();
+    assert_eq!(counts(&b[0], "observed"), [9, 3]);
+    assert_eq!(counts(&b[1], "observed"), [6, 6]);
+    assert_eq!(counts(&b[2], "observed"), [6, 6]);
+    for batch in b {
+        as_predicted("prefetch-sweep", batch);
+    }
+}
+
+#[test]
+fn the_same_workload_finishes_sooner_under_fair_dispatch() {
+    let v = play("both-modes-back-to-back");
+    let b = v["batches"].as_array().unwrap();
+    as_predicted("both-modes rr", &b[0]);
+    as_predicted("both-modes fair", &b[1]);
+    let (rr, fair) = (b[0]["makespan_ms"].as_u64().unwrap(), b[1]["makespan_ms"].as_u64().unwrap());
+    assert!(fair * 2 < rr, "fair {fair}ms vs round-robin {rr}ms");
+}
+
+#[test]
+fn a_broken_scenario_names_the_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("warren-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.toml");
+    std::fs::write(&file, "title = \"x\"\nconsumers = [\"1s\"]\n\n[[step]]\nat = \"1s\"\nkill = 3\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["play", file.to_str().unwrap(), "--headless"])
+        .output()
+        .expect("warren runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("broken.toml:4: step 1 would kill consumer 3"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
