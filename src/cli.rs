@@ -72,6 +72,14 @@ pub struct Cli {
     /// Headless: give up after this long (exit code 2).
     #[arg(long, requires = "headless", default_value = "10m")]
     pub timeout: String,
+
+    /// Record exactly what is on screen into an asciinema (asciicast v2) file.
+    #[arg(long, value_name = "FILE.cast", conflicts_with = "headless")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Show each key as it is pressed, for screencasts.
+    #[arg(long, conflicts_with = "headless")]
+    pub keys: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +118,14 @@ pub struct PlayArgs {
     /// Headless: give up after this long (exit code 2).
     #[arg(long, requires = "headless", default_value = "10m")]
     pub timeout: String,
+
+    /// Record exactly what is on screen into an asciinema (asciicast v2) file.
+    #[arg(long, value_name = "FILE.cast", conflicts_with = "headless")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Show each key as it is pressed, for screencasts.
+    #[arg(long, conflicts_with = "headless")]
+    pub keys: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -161,6 +177,9 @@ pub struct Config {
     pub burst: u32,
     pub rate: u32,
     pub headless: Option<Headless>,
+    /// Record the screen into this asciicast file.
+    pub record: Option<std::path::PathBuf>,
+    pub show_keys: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +238,8 @@ impl Cli {
             burst: self.burst,
             rate: self.rate,
             headless,
+            record: self.record,
+            show_keys: self.keys,
         })
     }
 }

@@ -32,6 +32,8 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         burst: 10,
         rate: 5,
         headless,
+        record: args.record.clone(),
+        show_keys: args.keys,
     };
     Ok((scenario, cfg))
 }

@@ -16,9 +16,14 @@ use crate::app::{Action, App, Msg};
 use crate::cli::Config;
 use crate::endpoint::Endpoint;
 use crate::headless::{app_options, workload_config};
+use crate::record::{self, KeyOverlay, Recorder};
 use crate::scenario::Scenario;
 use crate::workload::{EVENT_CAPACITY, Engine};
 use crate::{keymap, play, ui};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::KeyEventKind;
+use ratatui::layout::Rect;
 
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
@@ -53,7 +58,39 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
     let mut player = scenario.as_ref().map(|s| Player::new(s, Instant::now()));
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
-    let mut terminal = ratatui::init();
+    // The terminal writes through a recorder: with --record it copies every frame into an
+    // asciicast v2 file, without it it only passes the bytes on.
+    let writer = match &cfg.record {
+        Some(path) => {
+            let (w, h) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+            let title = if title.is_empty() { "warren".to_string() } else { format!("warren: {title}") };
+            match Recorder::create(path, std::io::stdout(), w, h, &title) {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(events);
+                    engine.shutdown().await;
+                    endpoint.stop().await;
+                    return Err(format!("cannot record to {}: {e}", path.display()));
+                }
+            }
+        }
+        None => Recorder::passthrough(std::io::stdout()),
+    };
+    let mut recording = writer.recording();
+    // Raw mode, the alternate screen and the restoring panic hook come from ratatui::init; the
+    // terminal that draws is ours, over the recorder.
+    drop(ratatui::init());
+    let mut terminal = match Terminal::new(CrosstermBackend::new(writer)) {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            drop(events);
+            engine.shutdown().await;
+            endpoint.stop().await;
+            return Err(format!("cannot use the terminal: {e}"));
+        }
+    };
+    let mut shown_keys = KeyOverlay::new();
     install_mouse_restoring_hook();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
 
@@ -69,6 +106,18 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
         tokio::select! {
             key = keys.next() => match key {
                 Some(Ok(ev)) => {
+                    if let TermEvent::Resize(w, h) = ev
+                        && let Some(rec) = &recording
+                    {
+                        rec.resize(w, h);
+                    }
+                    if cfg.show_keys
+                        && let TermEvent::Key(key) = &ev
+                        && key.kind == KeyEventKind::Press
+                    {
+                        shown_keys.push(record::key_label(key), Instant::now());
+                        app.dirty = true;
+                    }
                     let size = terminal.size().unwrap_or_default();
                     if let Some(action) = action_for(&app, ev, size.into()) {
                         let now = Instant::now();
@@ -108,12 +157,29 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
                     }
                     let lesson = Some(play::lesson(&title, p));
                     if app.lesson != lesson {
+                        if let (Some(rec), Some(l)) = (&recording, &lesson) {
+                            rec.marker(&format!("step {}/{}", l.step.0, l.step.1));
+                        }
                         app.lesson = lesson;
                         app.dirty = true;
                     }
                 }
+                if shown_keys.prune(now) {
+                    app.dirty = true;
+                }
+                if let Some(e) = recording.as_ref().and_then(|r| r.error()) {
+                    app.update(Msg::Event(crate::app::Event::Error(format!("recording stopped: {e}"))), now);
+                    recording = None;
+                }
                 if app.dirty {
-                    if let Err(e) = terminal.draw(|f| ui::render(f, &app, now)) {
+                    let drawn = terminal.draw(|f| {
+                        ui::render(f, &app, now);
+                        let area = f.area();
+                        // Above the footer, so the key hints stay readable.
+                        let above_footer = Rect { height: area.height.saturating_sub(1), ..area };
+                        record::render(f, above_footer, &shown_keys, now);
+                    });
+                    if let Err(e) = drawn {
                         term_error = Some(format!("drawing failed: {e}"));
                         break;
                     }
@@ -127,6 +193,8 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
     drop(events);
     engine.shutdown().await;
     endpoint.stop().await;
+    // Closing the terminal writes the recording's last frame and closes the file.
+    drop(terminal);
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     term_error.map_or(Ok(()), Err)
