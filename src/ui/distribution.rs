@@ -21,7 +21,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if batches.peek().is_some() {
         lines.push(Line::default());
         lines.push(Line::styled("recent batches", theme::LABEL));
-        lines.extend(batches.map(batch_line));
+        for b in batches {
+            lines.push(batch_line(b));
+            lines.push(theory_line(b));
+        }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
@@ -67,6 +70,25 @@ fn bar(part: u64, total: u64, width: usize) -> String {
 }
 
 /// `#3   10 tasks fair/1 took 12.3s`
+/// `   saw 8/1/1  theory 8/1/1 15.0s`: what RabbitMQ's rules predict for this batch (on an
+/// idle, empty queue), next to what happened; yellow when a finished batch differs.
+fn theory_line(b: &Batch) -> Line<'static> {
+    let (predicted, makespan) = b.predicted();
+    let join = |v: Vec<String>| v.join("/");
+    let seen = join(
+        b.consumers.iter().map(|(id, _)| b.done_by.get(*id).copied().unwrap_or(0).to_string()).collect(),
+    );
+    let theory = join(predicted.iter().map(|(_, n)| n.to_string()).collect());
+    let differs = b.finished.is_some() && seen != theory;
+    Line::from(vec![
+        Span::styled("   saw ", theme::LABEL),
+        Span::styled(seen, if differs { theme::WARN } else { theme::VALUE }),
+        Span::styled("  theory ", theme::LABEL),
+        Span::styled(theory, theme::VALUE),
+        Span::styled(format!(" {}", format::elapsed(makespan)), theme::LABEL),
+    ])
+}
+
 fn batch_line(b: &Batch) -> Line<'static> {
     let mode = match b.dispatch.mode {
         Mode::RoundRobin => b.dispatch.mode.short().to_string(),
