@@ -13,7 +13,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(text).style(theme::BANNER), area);
     } else if let Some(lesson) = &app.lesson {
         let state = if lesson.paused {
-            " ⏸ paused (Enter resumes)"
+            " ‖ paused (Enter resumes)"
         } else if lesson.waiting {
             " … waiting for the queue to settle"
         } else {
