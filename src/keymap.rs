@@ -21,9 +21,11 @@ pub const HELP: &[(&str, &str)] = &[
     ("a", "add a consumer"),
     ("x", "remove the selected consumer gracefully"),
     ("k", "kill the selected consumer (crash, no acks)"),
+    ("t", "timeline view: one lane per consumer"),
     ("?", "show / hide this help"),
-    ("Enter", "scenario: pause / resume the timeline"),
+    ("Enter", "scenario: pause / resume the lesson"),
     ("n", "scenario: run the next step now"),
+    ("R", "scenario: start the lesson over"),
     ("q Esc Ctrl-C", "quit"),
 ];
 
@@ -54,10 +56,12 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('a') => AddConsumer,
         KeyCode::Char('x') => RemoveConsumer,
         KeyCode::Char('k') => KillConsumer,
+        KeyCode::Char('t') => ToggleTimeline,
         KeyCode::Char('?') => ToggleHelp,
         KeyCode::Char('q') | KeyCode::Esc => Quit,
         KeyCode::Enter => PlayPause,
         KeyCode::Char('n') => PlayStep,
+        KeyCode::Char('R') => PlayRestart,
         _ => return None,
     };
     let repeats = matches!(action, DelayUp | DelayDown | RateUp | RateDown);
@@ -115,12 +119,14 @@ mod tests {
         (KeyCode::Char('a'), NONE, AddConsumer),
         (KeyCode::Char('x'), NONE, RemoveConsumer),
         (KeyCode::Char('k'), NONE, KillConsumer),
+        (KeyCode::Char('t'), NONE, ToggleTimeline),
         (KeyCode::Char('?'), SHIFT, ToggleHelp),
         (KeyCode::Char('q'), NONE, Quit),
         (KeyCode::Esc, NONE, Quit),
         (KeyCode::Char('c'), CTRL, Quit),
         (KeyCode::Enter, NONE, PlayPause),
         (KeyCode::Char('n'), NONE, PlayStep),
+        (KeyCode::Char('R'), SHIFT, PlayRestart),
     ];
 
     #[test]
@@ -171,7 +177,7 @@ mod tests {
         assert_eq!(HELP.len(), actions.len() - shared + 1);
         let labels: std::collections::HashSet<_> = HELP.iter().map(|h| h.0).collect();
         assert_eq!(labels.len(), HELP.len());
-        for label in ["space", "b", "r", "m", "a", "x", "k", "?", "-"] {
+        for label in ["space", "b", "r", "m", "a", "x", "k", "t", "?", "-"] {
             assert!(labels.contains(label), "{label} missing from HELP");
         }
     }

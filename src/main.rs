@@ -27,11 +27,14 @@ fn main() -> ExitCode {
             if cfg.headless.is_some() {
                 return warren::play::run_headless(scenario, cfg).await;
             }
-            match tui::run(cfg, Some(scenario)).await {
-                Ok(()) => headless::EXIT_OK,
-                Err(e) => {
-                    eprintln!("warren: {e}");
-                    headless::EXIT_ERROR
+            loop {
+                match tui::run(cfg.clone(), Some(scenario.clone())).await {
+                    Ok(tui::Exit::Restart) => continue,
+                    Ok(tui::Exit::Quit) => return headless::EXIT_OK,
+                    Err(e) => {
+                        eprintln!("warren: {e}");
+                        return headless::EXIT_ERROR;
+                    }
                 }
             }
         });
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
             headless::run(cfg).await
         } else {
             match tui::run(cfg, None).await {
-                Ok(()) => headless::EXIT_OK,
+                Ok(_) => headless::EXIT_OK,
                 Err(e) => {
                     eprintln!("warren: {e}");
                     headless::EXIT_ERROR

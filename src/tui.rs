@@ -28,8 +28,16 @@ use ratatui::layout::Rect;
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
 
+/// How a TUI session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Quit,
+    /// The presenter asked to play the scenario again from the start.
+    Restart,
+}
+
 /// The live TUI; with a scenario, its timeline plays and its captions show.
-pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> {
+pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<Exit, String> {
     // crossterm's EventStream panics without a terminal: check first and say what to do.
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("no terminal here (stdin/stdout is not a TTY): run warren in a terminal, \
@@ -91,6 +99,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
         }
     };
     let mut shown_keys = KeyOverlay::new();
+    let mut exit = Exit::Quit;
     install_mouse_restoring_hook();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
 
@@ -124,6 +133,10 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
                         match (action, &mut player) {
                             (Action::PlayPause, Some(p)) if !app.show_help => p.toggle_pause(now),
                             (Action::PlayStep, Some(p)) if !app.show_help => p.step_ahead(now),
+                            (Action::PlayRestart, Some(_)) if !app.show_help => {
+                                exit = Exit::Restart;
+                                app.quitting = true;
+                            }
                             _ => {}
                         }
                         if let Some(cmd) = app.update(Msg::Action(action), now) {
@@ -197,7 +210,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<(), String> 
     drop(terminal);
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    term_error.map_or(Ok(()), Err)
+    term_error.map_or(Ok(exit), Err)
 }
 
 fn action_for(app: &App, ev: TermEvent, area: ratatui::layout::Rect) -> Option<Action> {

@@ -8,7 +8,7 @@ pub mod settings;
 pub mod stats;
 pub mod theory;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use ledger::{Held, Ledger, LossReason, Place, Totals};
@@ -24,6 +24,8 @@ pub type BatchId = u64;
 
 /// How many processed ids each consumer pane remembers for its trail.
 const TRAIL_LEN: usize = 48;
+/// How many task runs each consumer remembers for the timeline (the oldest are dropped).
+pub const SPANS_KEPT: usize = 512;
 /// How many finished batches the distribution pane lists.
 const BATCHES_SHOWN: usize = 4;
 /// How long the broker must look empty before tasks it should hold count as lost.
@@ -151,11 +153,15 @@ pub enum Action {
     RemoveConsumer,
     KillConsumer,
     ToggleHelp,
+    /// Show the timeline (one lane per consumer) instead of the consumer panes, or back.
+    ToggleTimeline,
     Quit,
     /// Scenario playback: pause or resume the timeline.
     PlayPause,
     /// Scenario playback: run the next step now.
     PlayStep,
+    /// Scenario playback: start the lesson over (fresh consumers, empty queue).
+    PlayRestart,
 }
 
 /// What the app asks of the workload.
@@ -223,6 +229,26 @@ pub struct Working {
     pub delay: Duration,
 }
 
+/// How a task's run on a consumer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanEnd {
+    Running,
+    Done,
+    /// Went back to the broker (nacked, or the channel closed with it unacked).
+    Requeued,
+    Lost,
+}
+
+/// One task's run on one consumer, for the timeline: from `Started` until it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSpan {
+    pub id: TaskId,
+    pub start: Instant,
+    /// `None` while it runs.
+    pub end: Option<Instant>,
+    pub outcome: SpanEnd,
+}
+
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub id: ConsumerId,
@@ -236,6 +262,8 @@ pub struct Consumer {
     pub lost: u64,
     pub working: Option<Working>,
     pub trail: Trail<TaskId>,
+    /// What ran here when, oldest first; at most [`SPANS_KEPT`], only the last can be running.
+    pub spans: VecDeque<RunSpan>,
     /// Every processed id in order; kept only when asked (headless), as it grows without bound.
     pub history: Option<Vec<TaskId>>,
 }
@@ -254,6 +282,7 @@ impl Consumer {
             lost: 0,
             working: None,
             trail: Trail::new(TRAIL_LEN),
+            spans: VecDeque::new(),
             history: keep_history.then(Vec::new),
         }
     }
@@ -270,6 +299,29 @@ impl Consumer {
     /// Can still be told to do things (not crashed, not gone, not already leaving).
     pub fn alive(&self) -> bool {
         !matches!(self.status, ConsumerStatus::Crashed | ConsumerStatus::Removed | ConsumerStatus::Leaving)
+    }
+
+    /// A task starts here: a new running span (a still-running one ends now, as the consumer
+    /// moved on without saying how it ended).
+    fn span_started(&mut self, id: TaskId, now: Instant) {
+        if let Some(open) = self.spans.back().filter(|s| s.end.is_none()).map(|s| s.id) {
+            self.span_ended(&[open], SpanEnd::Done, now);
+        }
+        if self.spans.len() >= SPANS_KEPT {
+            self.spans.pop_front();
+        }
+        self.spans.push_back(RunSpan { id, start: now, end: None, outcome: SpanEnd::Running });
+    }
+
+    /// The running span ends as `outcome`, if it runs one of `ids`.
+    fn span_ended(&mut self, ids: &[TaskId], outcome: SpanEnd, now: Instant) {
+        if let Some(s) = self.spans.back_mut()
+            && s.end.is_none()
+            && ids.contains(&s.id)
+        {
+            s.end = Some(now);
+            s.outcome = outcome;
+        }
     }
 
     /// Fraction of the current task done, for the progress bar.
@@ -392,6 +444,8 @@ pub struct App {
     missing_since: Option<Instant>,
     last_published: TaskId,
     pub show_help: bool,
+    /// The timeline replaces the consumer panes.
+    pub show_timeline: bool,
     pub quitting: bool,
     keep_history: bool,
     last_sample: Instant,
@@ -434,6 +488,7 @@ impl App {
             missing_since: None,
             last_published: 0,
             show_help: false,
+            show_timeline: false,
             quitting: false,
             keep_history: opts.keep_history,
             last_sample: now,
@@ -613,8 +668,9 @@ impl App {
                 return Some(Command::KillConsumer { consumer });
             }
             ToggleHelp => self.show_help = !self.show_help,
+            ToggleTimeline => self.show_timeline = !self.show_timeline,
             // The timeline belongs to the player, which the event loop drives.
-            PlayPause | PlayStep => {}
+            PlayPause | PlayStep | PlayRestart => {}
             Quit => {
                 self.quitting = true;
                 return Some(Command::Quit);
@@ -702,7 +758,7 @@ impl App {
             }
             Event::Delivered { consumer, id, manual_ack, redelivered } => {
                 if let Some(previous) = self.ledger.delivered(id, consumer, manual_ack, redelivered) {
-                    self.release(previous, &[id]);
+                    self.release(previous, &[id], SpanEnd::Requeued, now);
                 }
                 self.delivered.add(1);
                 if let Some(c) = self.consumer(consumer) {
@@ -714,6 +770,7 @@ impl App {
                 self.ledger.started(id, consumer);
                 if let Some(c) = self.consumer(consumer) {
                     c.working = Some(Working { id, since: now, delay: work });
+                    c.span_started(id, now);
                 }
             }
             Event::Processed { consumer, id, acked } => {
@@ -723,6 +780,7 @@ impl App {
                 }
                 if let Some(c) = self.consumer(consumer) {
                     c.working = None;
+                    c.span_ended(&[id], SpanEnd::Done, now);
                     c.processed.add(1);
                     c.acked += u64::from(acked);
                     c.trail.push(id);
@@ -736,7 +794,7 @@ impl App {
             Event::Requeued { consumer, ids } => {
                 let moved: Vec<TaskId> =
                     ids.into_iter().filter(|&id| self.ledger.requeued(id, consumer)).collect();
-                self.release(consumer, &moved);
+                self.release(consumer, &moved, SpanEnd::Requeued, now);
             }
             Event::Lost { consumer, ids, reason } => {
                 let lost: Vec<TaskId> =
@@ -744,7 +802,7 @@ impl App {
                 for &id in &lost {
                     self.task_settled(id, now);
                 }
-                self.release(consumer, &lost);
+                self.release(consumer, &lost, SpanEnd::Lost, now);
                 if let Some(c) = self.consumer(consumer) {
                     c.lost += lost.len() as u64;
                 }
@@ -753,9 +811,19 @@ impl App {
                 if killed {
                     self.suspect_upto = Some(self.last_published);
                 }
+                // A task still running here without a Requeued or Lost before: back at the broker
+                // (or already with another consumer) it was requeued, otherwise it is gone.
+                let running = self.consumer(consumer).and_then(|c| c.working).map(|w| w.id);
+                let outcome = match running.and_then(|id| self.ledger.place(id)) {
+                    Some(place) if place.holder() != Some(consumer) => SpanEnd::Requeued,
+                    _ => SpanEnd::Lost,
+                };
                 if let Some(c) = self.consumer(consumer) {
                     c.status = if killed { ConsumerStatus::Crashed } else { ConsumerStatus::Removed };
                     c.working = None;
+                    if let Some(id) = running {
+                        c.span_ended(&[id], outcome, now);
+                    }
                 }
                 if !killed && self.selected == consumer {
                     self.select_step(1);
@@ -772,12 +840,14 @@ impl App {
     }
 
     /// A consumer no longer holds these tasks (they went back to the broker or were lost);
-    /// the ledger already moved them, the pane must stop showing one as in progress.
-    fn release(&mut self, consumer: ConsumerId, ids: &[TaskId]) {
+    /// the ledger already moved them, the pane must stop showing one as in progress and the
+    /// timeline ends its span as `outcome`.
+    fn release(&mut self, consumer: ConsumerId, ids: &[TaskId], outcome: SpanEnd, now: Instant) {
         if let Some(c) = self.consumer(consumer)
             && c.working.is_some_and(|w| ids.contains(&w.id))
         {
             c.working = None;
+            c.span_ended(ids, outcome, now);
         }
     }
 
@@ -845,8 +915,9 @@ impl App {
     }
 
     fn on_tick(&mut self, now: Instant) {
-        // Progress bars move while anyone works.
-        if self.consumers.iter().any(|c| c.working.is_some()) {
+        // Progress bars move while anyone works; the timeline's axis runs until the batch is done.
+        let batch_running = self.batches.last().is_some_and(|b| b.finished.is_none());
+        if self.consumers.iter().any(|c| c.working.is_some()) || (self.show_timeline && batch_running) {
             self.dirty = true;
         }
         if self.banner.as_ref().is_some_and(|b| now.duration_since(b.since) > BANNER_FOR) {

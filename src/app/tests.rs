@@ -275,3 +275,59 @@ fn tasks_gone_from_the_broker_after_an_incident_are_lost_not_awaited_forever() {
     assert_eq!(a.ledger.place(4), Some(Place::AtBroker), "published after the incident");
     assert!(a.batches[0].finished.is_some());
 }
+
+#[test]
+fn the_timeline_records_what_ran_when_and_how_it_ended() {
+    let (mut a, t0) = app(&[1000, 1000], Mode::Fair);
+    let t = |ms: u64| t0 + Duration::from_millis(ms);
+    let started = |a: &mut App, now, consumer, id| {
+        ev(a, now, Event::Published { id, batch: None });
+        ev(a, now, Event::Delivered { consumer, id, manual_ack: true, redelivered: false });
+        ev(a, now, Event::Started { consumer, id, work: Duration::from_secs(1) });
+    };
+    started(&mut a, t(0), 0, 1);
+    assert_eq!(
+        a.consumers[0].spans.back(),
+        Some(&RunSpan { id: 1, start: t(0), end: None, outcome: SpanEnd::Running })
+    );
+    ev(&mut a, t(1000), Event::Processed { consumer: 0, id: 1, acked: true });
+    started(&mut a, t(1000), 0, 2);
+    ev(&mut a, t(1500), Event::Requeued { consumer: 0, ids: vec![2] });
+    started(&mut a, t(1500), 1, 3);
+    ev(&mut a, t(1700), Event::Lost { consumer: 1, ids: vec![3], reason: LossReason::KilledUnderAutoAck });
+    // A consumer that goes while running a task: gone with it unless it is back at the broker.
+    ev(&mut a, t(1800), Event::Delivered { consumer: 1, id: 2, manual_ack: true, redelivered: true });
+    ev(&mut a, t(1800), Event::Started { consumer: 1, id: 2, work: Duration::from_secs(1) });
+    ev(&mut a, t(1900), Event::ConsumerGone { consumer: 1, killed: true });
+
+    let ends = |c: &Consumer| c.spans.iter().map(|s| (s.id, s.end, s.outcome)).collect::<Vec<_>>();
+    assert_eq!(
+        ends(&a.consumers[0]),
+        vec![(1, Some(t(1000)), SpanEnd::Done), (2, Some(t(1500)), SpanEnd::Requeued)]
+    );
+    assert_eq!(
+        ends(&a.consumers[1]),
+        vec![(3, Some(t(1700)), SpanEnd::Lost), (2, Some(t(1900)), SpanEnd::Lost)]
+    );
+    assert_eq!(a.consumers[1].spans[0].start, t(1500));
+
+    // Bounded: the oldest runs are dropped.
+    let (mut b, t0) = app(&[0], Mode::RoundRobin);
+    for id in 1..=(SPANS_KEPT as TaskId + 10) {
+        run_task(&mut b, t0, id, 0, false);
+    }
+    let spans = &b.consumers[0].spans;
+    assert_eq!(spans.len(), SPANS_KEPT);
+    assert_eq!((spans[0].id, spans.back().map(|s| s.id)), (11, Some(SPANS_KEPT as TaskId + 10)));
+    assert!(spans.iter().all(|s| s.outcome == SpanEnd::Done && s.end.is_some()));
+}
+
+#[test]
+fn t_toggles_the_timeline_and_redraws() {
+    let (mut a, now) = app(&[0], Mode::Fair);
+    a.dirty = false;
+    assert_eq!(act(&mut a, now, Action::ToggleTimeline), None);
+    assert!(a.show_timeline && a.dirty);
+    act(&mut a, now, Action::ToggleTimeline);
+    assert!(!a.show_timeline);
+}

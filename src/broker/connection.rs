@@ -115,7 +115,11 @@ impl Connection {
             lock(&self.core).drop_connection(self.id);
         }
         out.send(Out::Shutdown);
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // A peer that stops reading must not keep the writer (and its socket) alive forever.
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+            abort.abort();
+        }
     }
 }
 
@@ -706,7 +710,8 @@ impl Session<'_> {
         }
         inc.properties = Some(properties);
         inc.size = size as usize;
-        inc.body.reserve_exact(size as usize);
+        // Grow with the body frames, not by the header's word: a header may lie.
+        inc.body.reserve(size.min(u64::from(self.frame_max)) as usize);
         if size == 0 {
             return self.publish(ch);
         }

@@ -64,11 +64,15 @@ const MAX_NESTING: usize = 64;
 
 /// Whether a method or content header frame holds field tables nested deeper than MAX_NESTING.
 fn too_deep(kind: u8, payload: &[u8]) -> bool {
+    // Bodies, heartbeats and most methods carry no table: nothing to scan.
+    let Some(table) = table_offset(kind, payload).and_then(|at| payload.get(at..)) else {
+        return false;
+    };
     // Each level costs a type octet 'A' or 'F': with few of those, nothing to walk.
-    if payload.iter().filter(|&&b| b == b'A' || b == b'F').count() <= MAX_NESTING {
+    if table.iter().filter(|&&b| b == b'A' || b == b'F').count() <= MAX_NESTING {
         return false;
     }
-    table_offset(kind, payload).is_some_and(|at| nesting(&payload[at..]) > MAX_NESTING)
+    nesting(table) > MAX_NESTING
 }
 
 /// Where the field table of a method or content header payload starts, for the frames that carry
@@ -132,10 +136,10 @@ fn nesting(buf: &[u8]) -> usize {
     let mut at = 4;
     let mut deepest = 1;
     while let Some(&(end, table)) = open.last() {
-        if at >= end || deepest > MAX_NESTING {
-            if at > end || deepest > MAX_NESTING {
-                break;
-            }
+        if deepest > MAX_NESTING || at > end {
+            break;
+        }
+        if at == end {
             open.pop();
             continue;
         }

@@ -7,12 +7,13 @@ use ratatui::widgets::Paragraph;
 
 use super::theme;
 
-/// The main keys, most important first (the line is cut at the right on narrow screens).
+/// The main keys, most important first (on narrow screens the ones that do not fit are left out).
 const MAIN: &[(&str, &str)] = &[
     ("space", "task"),
     ("b", "burst"),
     ("r", "stream"),
     ("m", "mode"),
+    ("t", "timeline"),
     ("p/P", "prefetch"),
     ("Tab", "select"),
     ("+/-", "slower/faster"),
@@ -27,7 +28,12 @@ pub fn render(frame: &mut Frame, area: Rect) {
     let right = keys(ALWAYS);
     let [left_area, right_area] =
         area.layout(&Layout::horizontal([Constraint::Fill(1), Constraint::Length(right.width() as u16)]));
-    frame.render_widget(Paragraph::new(keys(MAIN)), left_area);
+    let fit = MAIN.iter().scan(0, |used, pair| {
+        *used += keys(&[*pair]).width();
+        Some(*used)
+    });
+    let shown = fit.take_while(|&used| used <= usize::from(left_area.width)).count();
+    frame.render_widget(Paragraph::new(keys(&MAIN[..shown])), left_area);
     frame.render_widget(Paragraph::new(right), right_area);
 }
 

@@ -22,6 +22,8 @@
 //!  space task  b burst  r stream  m mode  ...                              ? help  q quit
 //! ```
 //!
+//! With `t` the timeline (one lane per consumer, see `timeline.rs`) takes the consumer panes' place.
+//!
 //! The help overlay is drawn last, over everything. Below [`layout::MIN_WIDTH`] x
 //! [`layout::MIN_HEIGHT`] only a "terminal too small" message is drawn.
 
@@ -37,6 +39,7 @@ mod ledger;
 mod pane;
 mod producer;
 mod theme;
+mod timeline;
 mod too_small;
 
 use std::time::Instant;
@@ -61,21 +64,29 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
     producer::render(frame, screen.producer, app);
     distribution::render(frame, screen.distribution, app);
     ledger::render(frame, screen.ledger, app);
-    consumers::render(frame, screen.grid, app, now);
+    if app.show_timeline {
+        timeline::render(frame, screen.grid, app, now);
+    } else {
+        consumers::render(frame, screen.grid, app, now);
+    }
     footer::render(frame, screen.footer);
     if app.show_help {
         help::render(frame, area);
     }
 }
 
-/// The position among visible consumers (`app.visible_consumers()`) of the pane under the cell
-/// at (`column`, `row`) of a screen of size `area`, as last drawn by [`render`]; for mouse clicks.
+/// The position among visible consumers (`app.visible_consumers()`) of the pane (or timeline
+/// lane) under the cell at (`column`, `row`) of a screen of size `area`, as last drawn by
+/// [`render`]; for mouse clicks.
 pub fn consumer_at(area: Rect, app: &App, column: u16, row: u16) -> Option<usize> {
     if !layout::fits(area) {
         return None;
     }
-    let count = app.visible_consumers().count();
-    layout::grid(screen(area, app).grid, count, selected_position(app)).at(column, row)
+    let grid = screen(area, app).grid;
+    if app.show_timeline {
+        return timeline::lane_at(grid, app, column, row);
+    }
+    layout::grid(grid, app.visible_consumers().count(), selected_position(app)).at(column, row)
 }
 
 /// The one place both `render` and `consumer_at` get the regions from.
