@@ -23,14 +23,21 @@ fn main() {
     let url = std::env::var("WARREN_BENCH_AMQP_URL")
         .or_else(|_| std::env::var("WARREN_TEST_AMQP_URL"))
         .unwrap_or_else(|_| warren::cli::DEFAULT_URL.to_string());
-    let tasks: u32 = std::env::var("WARREN_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let rounds = 3;
+    let tasks: u32 = std::env::var("WARREN_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
+    // The broker's speed drifts from run to run: several rounds, each side going first in turn,
+    // and medians compared.
+    let rounds = 5;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("throughput: {tasks} tasks, {CONSUMERS} auto-ack consumers, zero delay, confirms on");
     let (mut plain, mut ours) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let p = rt.block_on(plain_lapin(&url, tasks));
-        let w = rt.block_on(warren_headless(&url, tasks));
+        let (p, w) = if round % 2 == 1 {
+            let p = rt.block_on(plain_lapin(&url, tasks));
+            (p, rt.block_on(warren_headless(&url, tasks)))
+        } else {
+            let w = rt.block_on(warren_headless(&url, tasks));
+            (rt.block_on(plain_lapin(&url, tasks)), w)
+        };
         println!(
             "  round {round}: plain lapin {:>8.0} msg/s   warren {:>8.0} msg/s",
             rate(tasks, p),

@@ -4,7 +4,7 @@
 //! cannot report per-consumer unacked counts over AMQP, which is why warren keeps this itself.
 //! Finished tasks are only counted (not stored) so a long run keeps bounded memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::{ConsumerId, TaskId};
 
@@ -100,7 +100,7 @@ pub struct Anomaly(pub String);
 
 #[derive(Debug, Default)]
 pub struct Ledger {
-    open: HashMap<TaskId, Place>,
+    open: OpenTasks,
     totals: Totals,
     in_process_manual: u64,
     held: Vec<Held>,
@@ -141,13 +141,13 @@ impl Ledger {
     /// Ids still at the broker, in id order (used to reconcile after a reconnect).
     pub fn at_broker_ids(&self) -> Vec<TaskId> {
         let mut ids: Vec<_> =
-            self.open.iter().filter(|(_, p)| **p == Place::AtBroker).map(|(id, _)| *id).collect();
+            self.open.iter().filter(|(_, p)| *p == Place::AtBroker).map(|(id, _)| id).collect();
         ids.sort_unstable();
         ids
     }
 
     pub fn published(&mut self, id: TaskId) {
-        if self.open.contains_key(&id) {
+        if self.open.get(&id).is_some() {
             self.anomaly(format!("task #{id} published twice"));
             return;
         }
@@ -196,7 +196,7 @@ impl Ledger {
     }
 
     pub fn started(&mut self, id: TaskId, consumer: ConsumerId) {
-        if self.duplicates.contains(&id) {
+        if !self.duplicates.is_empty() && self.duplicates.contains(&id) {
             return;
         }
         let manual_ack = matches!(self.open.get(&id), Some(Place::Unacked(_)));
@@ -204,13 +204,16 @@ impl Ledger {
     }
 
     /// Processed (and acked, for a manual-ack task): the task is done.
-    pub fn done(&mut self, id: TaskId) {
-        if self.duplicates.remove(&id) {
-            return;
+    /// True when this finished the task (false for a duplicate or an unknown id).
+    pub fn done(&mut self, id: TaskId) -> bool {
+        if !self.duplicates.is_empty() && self.duplicates.remove(&id) {
+            return false;
         }
-        if self.leave(id, "finished").is_some() {
+        let finished = self.leave(id, "finished").is_some();
+        if finished {
             self.totals.done += 1;
         }
+        finished
     }
 
     /// The broker has it again: the holding channel closed or the consumer nacked with requeue.
@@ -321,6 +324,60 @@ impl Ledger {
     }
 }
 
+/// The tasks not yet done or lost, by id. Ids are handed out in order and mostly finish in
+/// order, so a window of slots starting at the oldest open id does without hashing: this is
+/// on the path of every event at broker speed.
+#[derive(Debug, Default)]
+struct OpenTasks {
+    base: TaskId,
+    slots: std::collections::VecDeque<Option<Place>>,
+    /// Open tasks in the window (the window also holds gaps).
+    len: usize,
+}
+
+impl OpenTasks {
+    fn get(&self, id: &TaskId) -> Option<&Place> {
+        let i = id.checked_sub(self.base)?;
+        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    fn insert(&mut self, id: TaskId, place: Place) {
+        if self.slots.is_empty() {
+            self.base = id;
+        }
+        if id < self.base {
+            // An id older than the window (not seen in practice): grow the window downwards.
+            for _ in id..self.base {
+                self.slots.push_front(None);
+            }
+            self.base = id;
+        }
+        let i = (id - self.base) as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        if self.slots[i].replace(place).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &TaskId) -> Option<Place> {
+        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        let place = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(place)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (TaskId, Place)> + '_ {
+        let base = self.base;
+        self.slots.iter().enumerate().filter_map(move |(i, p)| p.map(|p| (base + i as TaskId, p)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +481,25 @@ mod tests {
         assert_eq!(l.place(2), Some(Place::Unacked(0)));
         assert_eq!(l.anomalies().len(), 1);
         consistent(&l);
+    }
+
+    #[test]
+    fn the_open_window_follows_out_of_order_completion() {
+        let mut o = OpenTasks::default();
+        for id in 5..=9 {
+            o.insert(id, Place::AtBroker);
+        }
+        assert_eq!(o.remove(&7), Some(Place::AtBroker));
+        assert_eq!(o.remove(&5), Some(Place::AtBroker));
+        assert_eq!((o.base, o.len), (6, 3));
+        assert_eq!(o.remove(&5), None, "already gone");
+        o.insert(3, Place::Backlog(1));
+        assert_eq!(o.get(&3), Some(&Place::Backlog(1)));
+        assert_eq!(o.iter().map(|(id, _)| id).collect::<Vec<_>>(), [3, 6, 8, 9]);
+        for id in [3, 6, 8, 9] {
+            o.remove(&id);
+        }
+        assert!(o.slots.is_empty());
     }
 
     #[test]

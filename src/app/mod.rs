@@ -8,7 +8,7 @@ pub mod settings;
 pub mod stats;
 pub mod theory;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use ledger::{Held, Ledger, LossReason, Place, Totals};
@@ -343,6 +343,8 @@ pub struct Batch {
     pub started: Instant,
     pub outstanding: u32,
     pub finished: Option<Instant>,
+    /// The first and last task id published so far for this batch.
+    pub ids: Option<(TaskId, TaskId)>,
     /// Tasks of this batch each consumer processed, by consumer id.
     pub done_by: Vec<u32>,
     /// The task weights (repeating) and the live consumers' (id, delay) when it was
@@ -434,7 +436,6 @@ pub struct App {
     pub queue_ready: Option<u32>,
     pub queue_consumers: Option<u32>,
     pub batches: Vec<Batch>,
-    batch_of: HashMap<TaskId, BatchId>,
     next_batch: BatchId,
     pub banner: Option<Banner>,
     /// After a crash or a lost connection: tasks up to this id may have vanished from the
@@ -481,7 +482,6 @@ impl App {
             queue_ready: None,
             queue_consumers: None,
             batches: Vec::new(),
-            batch_of: HashMap::new(),
             next_batch: 1,
             banner: None,
             suspect_upto: None,
@@ -534,6 +534,7 @@ impl App {
             started: now,
             outstanding: count,
             finished: None,
+            ids: None,
             done_by: Vec::new(),
             consumers: self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect(),
             weights: weights.clone(),
@@ -723,8 +724,11 @@ impl App {
                 self.last_published = self.last_published.max(id);
                 self.producer.published.add(1);
                 self.producer.recent.push(id);
-                if let Some(batch) = batch {
-                    self.batch_of.insert(id, batch);
+                // A batch's tasks are published one after another: its ids form a range.
+                if let Some(batch) = batch
+                    && let Some(b) = self.batches.iter_mut().rev().find(|b| b.id == batch)
+                {
+                    b.ids = Some(b.ids.map_or((id, id), |(first, _)| (first, id)));
                 }
             }
             Event::Confirmed { .. } => self.producer.confirmed += 1,
@@ -774,7 +778,7 @@ impl App {
                 }
             }
             Event::Processed { consumer, id, acked } => {
-                self.ledger.done(id);
+                let first_time = self.ledger.done(id);
                 if acked {
                     self.acked.add(1);
                 }
@@ -788,8 +792,11 @@ impl App {
                         h.push(id);
                     }
                 }
-                self.count_for_batch(id, consumer);
-                self.task_settled(id, now);
+                // A duplicate (processed again after a lost ack) does not settle anything twice.
+                if first_time {
+                    self.count_for_batch(id, consumer);
+                    self.task_settled(id, now);
+                }
             }
             Event::Requeued { consumer, ids } => {
                 let moved: Vec<TaskId> =
@@ -851,9 +858,16 @@ impl App {
         }
     }
 
+    /// The batch a task belongs to (recent batches first: that is where tasks settle).
+    fn batch_of(&mut self, id: TaskId) -> Option<&mut Batch> {
+        self.batches
+            .iter_mut()
+            .rev()
+            .find(|b| b.ids.is_some_and(|(first, last)| (first..=last).contains(&id)))
+    }
+
     fn count_for_batch(&mut self, id: TaskId, consumer: ConsumerId) {
-        let Some(batch_id) = self.batch_of.get(&id) else { return };
-        if let Some(b) = self.batches.iter_mut().find(|b| b.id == *batch_id) {
+        if let Some(b) = self.batch_of(id) {
             if b.done_by.len() <= consumer {
                 b.done_by.resize(consumer + 1, 0);
             }
@@ -862,8 +876,7 @@ impl App {
     }
 
     fn task_settled(&mut self, id: TaskId, now: Instant) {
-        let Some(batch_id) = self.batch_of.remove(&id) else { return };
-        if let Some(b) = self.batches.iter_mut().find(|b| b.id == batch_id) {
+        if let Some(b) = self.batch_of(id) {
             b.outstanding = b.outstanding.saturating_sub(1);
             if b.outstanding == 0 {
                 b.finished = Some(now);
