@@ -16,14 +16,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// AMQP URI of an external broker (credentials are never shown on screen). Without it,
-    /// warren uses a local RabbitMQ if one answers, else its embedded broker.
-    #[arg(long, env = "AMQP_URL", conflicts_with = "broker")]
-    pub url: Option<String>,
-
-    /// `embedded`: always use the built-in broker, even if RabbitMQ runs locally.
-    #[arg(long, value_enum)]
-    pub broker: Option<BrokerArg>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Name of the task queue to declare and use.
     #[arg(long, default_value = "warren.tasks")]
@@ -57,29 +51,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 5)]
     pub rate: u32,
 
-    /// Run without a terminal UI: publish --publish tasks, wait, print a summary.
-    #[arg(long)]
-    pub headless: bool,
-
     /// Headless: how many tasks to publish.
     #[arg(long, requires = "headless")]
     pub publish: Option<u32>,
 
-    /// Headless: print one JSON object instead of a table.
-    #[arg(long, requires = "headless")]
-    pub json: bool,
-
-    /// Headless: give up after this long (exit code 2).
-    #[arg(long, requires = "headless", default_value = "10m")]
-    pub timeout: String,
-
-    /// Record exactly what is on screen into an asciinema (asciicast v2) file.
-    #[arg(long, value_name = "FILE.cast", conflicts_with = "headless")]
-    pub record: Option<std::path::PathBuf>,
-
-    /// Show each key as it is pressed, for screencasts.
-    #[arg(long, conflicts_with = "headless")]
-    pub keys: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,19 +76,34 @@ pub struct PlayArgs {
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
 
-    /// An external broker (default: a local RabbitMQ if one answers, else the embedded one).
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Which broker: the flags `warren` and `warren play` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// AMQP URI of an external broker (credentials are never shown on screen). Without it,
+    /// warren uses a local RabbitMQ if one answers, else its embedded broker.
     #[arg(long, env = "AMQP_URL", conflicts_with = "broker")]
     pub url: Option<String>,
 
-    /// `embedded`: always use the built-in broker (the same distribution every run).
+    /// `embedded`: always use the built-in broker, even if RabbitMQ runs locally.
     #[arg(long, value_enum)]
     pub broker: Option<BrokerArg>,
+}
 
-    /// No terminal UI: run the timeline and print the summary and what each step did.
+/// Terminal or not, and what to write: the flags `warren` and `warren play` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Run without a terminal UI and print a summary (with `warren`: needs --publish N).
     #[arg(long)]
     pub headless: bool,
 
-    /// Headless: one JSON object instead of a table.
+    /// Headless: print one JSON object instead of a table.
     #[arg(long, requires = "headless")]
     pub json: bool,
 
@@ -126,6 +118,16 @@ pub struct PlayArgs {
     /// Show each key as it is pressed, for screencasts.
     #[arg(long, conflicts_with = "headless")]
     pub keys: bool,
+}
+
+impl OutputArgs {
+    /// The headless settings, if headless; `publish` is how many tasks (0 for scenarios).
+    pub fn headless(&self, publish: u32) -> Result<Option<Headless>, String> {
+        if !self.headless {
+            return Ok(None);
+        }
+        Ok(Some(Headless { publish, json: self.json, timeout: parse_timeout(&self.timeout)? }))
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -197,7 +199,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Cli {
     /// Check every value; the error is one line that says what to change.
     pub fn into_config(self) -> Result<Config, String> {
-        let target = target(self.url.as_deref(), self.broker)?;
+        let target = target(self.target.url.as_deref(), self.target.broker)?;
         if self.consumers == 0 || self.consumers > MAX_CONSUMERS {
             return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
         }
@@ -214,12 +216,11 @@ impl Cli {
         if self.rate == 0 || self.rate > 100_000 {
             return Err(format!("--rate {} is out of range: give 1 to 100000 tasks/s", self.rate));
         }
-        let headless = if self.headless {
+        let headless = if self.output.headless {
             let publish = self
                 .publish
                 .ok_or("--headless needs --publish N: how many tasks to publish before the summary")?;
-            let timeout = parse_timeout(&self.timeout)?;
-            Some(Headless { publish, json: self.json, timeout })
+            self.output.headless(publish)?
         } else {
             None
         };
@@ -238,8 +239,8 @@ impl Cli {
             burst: self.burst,
             rate: self.rate,
             headless,
-            record: self.record,
-            show_keys: self.keys,
+            record: self.output.record,
+            show_keys: self.output.keys,
         })
     }
 }

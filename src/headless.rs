@@ -103,6 +103,17 @@ impl Driver {
         }
     }
 
+    /// [`Driver::start`], printing the one-line error for the CLI.
+    pub async fn start_or_report(cfg: &Config, keep_history: bool) -> Option<Self> {
+        match Driver::start(cfg, keep_history).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("warren: {e}");
+                None
+            }
+        }
+    }
+
     pub async fn shutdown(self) {
         drop(self.events);
         self.engine.shutdown().await;
@@ -259,13 +270,7 @@ pub const EXIT_TIMEOUT: u8 = 2;
 pub async fn run(cfg: Config) -> u8 {
     let h = cfg.headless.clone().expect("headless config");
     let started = Instant::now();
-    let mut driver = match Driver::start(&cfg, true).await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("warren: {e}");
-            return EXIT_ERROR;
-        }
-    };
+    let Some(mut driver) = Driver::start_or_report(&cfg, true).await else { return EXIT_ERROR };
     if driver.notes.purged > 0 {
         eprintln!("warren: purged {} leftover messages from '{}'", driver.notes.purged, cfg.queue);
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::app::player::{Played, Player};
 use crate::app::{App, Dispatch, Lesson};
-use crate::cli::{Config, Headless, PlayArgs, parse_timeout, target};
+use crate::cli::{Config, PlayArgs, target};
 use crate::headless::{Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Summary};
 use crate::scenario::{self, Scenario};
 
@@ -18,13 +18,9 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         return Err(format!("--speed {} is out of range: give a number above 0, at most 1000", args.speed));
     }
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
-    let headless = if args.headless {
-        Some(Headless { publish: 0, json: args.json, timeout: parse_timeout(&args.timeout)? })
-    } else {
-        None
-    };
+    let headless = args.output.headless(0)?;
     let cfg = Config {
-        target: target(args.url.as_deref(), args.broker)?,
+        target: target(args.target.url.as_deref(), args.target.broker)?,
         queue: scenario.queue.clone().unwrap_or_else(|| "warren.lesson".into()),
         durable: false,
         delays: scenario.delays.clone(),
@@ -32,8 +28,8 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         burst: 10,
         rate: 5,
         headless,
-        record: args.record.clone(),
-        show_keys: args.keys,
+        record: args.output.record.clone(),
+        show_keys: args.output.keys,
     };
     Ok((scenario, cfg))
 }
@@ -97,13 +93,7 @@ struct PlayReport {
 pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
     let h = cfg.headless.clone().expect("headless play");
     let started = Instant::now();
-    let mut driver = match Driver::start(&cfg, true).await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("warren: {e}");
-            return EXIT_ERROR;
-        }
-    };
+    let Some(mut driver) = Driver::start_or_report(&cfg, true).await else { return EXIT_ERROR };
     let mut player = Player::new(&scenario, Instant::now());
     let finished = loop {
         for cmd in player.tick(&mut driver.app, Instant::now(), true) {

@@ -93,6 +93,10 @@ async fn run(url: &str, consumers: usize, no_ack: bool, prefetch: u16, steps: &[
                 let at = c.held.iter().position(|(b, _)| b == body).expect("the consumer holds that task");
                 let (_, tag) = c.held.remove(at);
                 c.channel.basic_ack(tag, BasicAckOptions::default()).await.unwrap();
+                // Acks on different connections may reach the broker in either order: a round
+                // trip on the same channel (handled in order) makes sure this one has landed.
+                let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                c.channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await.unwrap();
             }
             Step::Kill(i) => {
                 if let Some(conn) = cs[*i].conn.take() {

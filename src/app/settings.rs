@@ -43,6 +43,17 @@ impl Dispatch {
     }
 }
 
+impl Dispatch {
+    /// Short form for tables: `rr`, `fair/1`, `fair/∞`.
+    pub fn short_label(self) -> String {
+        match self.mode {
+            Mode::RoundRobin => "rr".to_string(),
+            Mode::Fair if self.prefetch == 0 => "fair/∞".to_string(),
+            Mode::Fair => format!("fair/{}", self.prefetch),
+        }
+    }
+}
+
 impl fmt::Display for Dispatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.mode {

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Padding, Paragraph};
 
 use super::{format, theme};
-use crate::app::{App, Batch, Consumer, ConsumerStatus, Mode};
+use crate::app::{App, Batch, Consumer, ConsumerStatus};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block = Block::bordered().title(" Distribution of processed tasks ").padding(Padding::horizontal(1));
@@ -90,11 +90,7 @@ fn theory_line(b: &Batch) -> Line<'static> {
 }
 
 fn batch_line(b: &Batch) -> Line<'static> {
-    let mode = match b.dispatch.mode {
-        Mode::RoundRobin => b.dispatch.mode.short().to_string(),
-        Mode::Fair if b.dispatch.prefetch == 0 => format!("{}/∞", b.dispatch.mode.short()),
-        Mode::Fair => format!("{}/{}", b.dispatch.mode.short(), b.dispatch.prefetch),
-    };
+    let mode = b.dispatch.short_label();
     let outcome = match b.makespan() {
         Some(d) => Span::styled(format!("took {}", format::elapsed(d)), theme::DONE),
         None => Span::styled(format!("running, {} left", b.outstanding), theme::WARN),

@@ -36,7 +36,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Padding, Paragraph, Widget};
 
 use super::{format, layout, selected_position, theme};
-use crate::app::{App, Batch, BatchId, Consumer, ConsumerStatus, Mode, RunSpan, SpanEnd};
+use crate::app::{App, Batch, BatchId, Consumer, ConsumerStatus, RunSpan, SpanEnd};
 
 /// The lane labels (`C1 1s`) left of the lanes.
 pub const GUTTER: u16 = 8;
@@ -370,11 +370,7 @@ fn tick_label(at: Duration) -> String {
 
 /// `#2  fair/1    9 tasks  took 3.2s   C1 5  C2 3  C3 1`
 fn batch_line(b: &Batch) -> Line<'static> {
-    let mode = match b.dispatch.mode {
-        Mode::RoundRobin => b.dispatch.mode.short().to_string(),
-        Mode::Fair if b.dispatch.prefetch == 0 => format!("{}/∞", b.dispatch.mode.short()),
-        Mode::Fair => format!("{}/{}", b.dispatch.mode.short(), b.dispatch.prefetch),
-    };
+    let mode = b.dispatch.short_label();
     let outcome = match b.makespan() {
         Some(d) => Span::styled(format!("{:<17}", format!("took {}", format::elapsed(d))), theme::DONE),
         None => Span::styled(format!("{:<17}", format!("running, {} left", b.outstanding)), theme::WARN),
