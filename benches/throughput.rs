@@ -26,17 +26,29 @@ fn main() {
     let tasks: u32 = std::env::var("WARREN_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
     // The broker's speed drifts from run to run: several rounds, each side going first in turn,
     // and medians compared.
-    let rounds = 5;
+    let rounds: u32 = 5;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("throughput: {tasks} tasks, {CONSUMERS} auto-ack consumers, zero delay, confirms on");
     let (mut plain, mut ours) = (Vec::new(), Vec::new());
+    let (mut plain_cpu, mut ours_cpu) = (0.0, 0.0);
     for round in 1..=rounds {
+        let mut run_plain = || {
+            let c = cpu_secs();
+            let d = rt.block_on(plain_lapin(&url, tasks));
+            plain_cpu += cpu_secs() - c;
+            d
+        };
         let (p, w) = if round % 2 == 1 {
-            let p = rt.block_on(plain_lapin(&url, tasks));
-            (p, rt.block_on(warren_headless(&url, tasks)))
-        } else {
+            let p = run_plain();
+            let c = cpu_secs();
             let w = rt.block_on(warren_headless(&url, tasks));
-            (rt.block_on(plain_lapin(&url, tasks)), w)
+            ours_cpu += cpu_secs() - c;
+            (p, w)
+        } else {
+            let c = cpu_secs();
+            let w = rt.block_on(warren_headless(&url, tasks));
+            ours_cpu += cpu_secs() - c;
+            (run_plain(), w)
         };
         println!(
             "  round {round}: plain lapin {:>8.0} msg/s   warren {:>8.0} msg/s",
@@ -48,6 +60,23 @@ fn main() {
     }
     let (p, w) = (median(&mut plain), median(&mut ours));
     println!("median: plain lapin {p:.0} msg/s, warren {w:.0} msg/s, ratio {:.2}", w / p);
+    let per_task = |cpu: f64| cpu * 1e6 / f64::from(tasks * rounds);
+    println!(
+        "client CPU per task (this process): plain lapin {:.1} us, warren {:.1} us",
+        per_task(plain_cpu),
+        per_task(ours_cpu)
+    );
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
 }
 
 fn rate(n: u32, d: Duration) -> f64 {
