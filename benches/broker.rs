@@ -45,24 +45,52 @@ fn main() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let broker_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        // This thread's id, so its CPU time can be read from /proc while the rows run.
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()));
         broker_rt.block_on(async {
             let running = start(BrokerConfig::local()).await.expect("embedded broker");
-            tx.send(running.url("guest", "guest")).expect("bench waits for the URL");
+            tx.send((running.url("guest", "guest"), tid)).expect("bench waits for the URL");
             running.wait().await;
         });
     });
-    let embedded_url = rx.recv().expect("embedded broker started");
+    let (embedded_url, broker_tid) = rx.recv().expect("embedded broker started");
+    let broker_cpu = || broker_tid.map_or(0.0, |t| cpu_of(&format!("/proc/self/task/{t}/stat")));
+    let rabbit_cpu = || beam_pid().map_or(0.0, |p| cpu_of(&format!("/proc/{p}/stat")));
     println!("broker bench: {n} tasks of 64 bytes, 1 producer, {CONSUMERS} consumers");
-    println!("{:<14} {:>14} {:>14} {:>7}", "", "embedded", "RabbitMQ", "ratio");
+    println!(
+        "{:<14} {:>14} {:>14} {:>7}   {:>22}",
+        "", "embedded", "RabbitMQ", "ratio", "broker CPU per message"
+    );
     let rss_before = rss_kib();
     for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100)] {
+        let c = broker_cpu();
         let ours = rt.block_on(run(&embedded_url, row, n));
+        let ours_us = (broker_cpu() - c) * 1e6 / n as f64;
+        let c = rabbit_cpu();
         let theirs = rabbit.as_deref().map(|url| rt.block_on(run(url, row, n)));
+        let theirs_us = (rabbit_cpu() - c) * 1e6 / n as f64;
         match theirs {
-            Some(t) => {
-                println!("{:<14} {:>10.0} msg/s {:>8.0} msg/s {:>6.1}x", row.name(), ours, t, ours / t)
+            Some(t) => println!(
+                "{:<14} {:>10.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>5.1} us vs {:>5.1} us",
+                row.name(),
+                ours,
+                t,
+                ours / t,
+                ours_us,
+                theirs_us
+            ),
+            None => {
+                println!(
+                    "{:<14} {:>10.0} msg/s {:>14} {:>7}   {:>5.1} us",
+                    row.name(),
+                    ours,
+                    "(not set)",
+                    "-",
+                    ours_us
+                )
             }
-            None => println!("{:<14} {:>10.0} msg/s {:>14} {:>7}", row.name(), ours, "(not set)", "-"),
         }
     }
     println!(
@@ -129,6 +157,24 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
     }
     let _ = producer.close(200, "bye".into()).await;
     n as f64 / took.as_secs_f64()
+}
+
+/// user + system CPU seconds from a /proc stat file.
+fn cpu_of(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// RabbitMQ's Erlang VM on this machine, if it runs here.
+fn beam_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        comm.trim().starts_with("beam").then_some(pid)
+    })
 }
 
 fn rss_kib() -> u64 {
