@@ -13,6 +13,7 @@ use amq_protocol::protocol::{
     AMQPClass, BasicProperties, access, basic, channel, confirm, connection, exchange, queue,
 };
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -102,8 +103,11 @@ impl Connection {
             channels: HashMap::new(),
             registered: false,
         };
+        // A bug that panics in one connection must not leak its slot or its unacked messages:
+        // the panic ends this session like an internal error, and the clean-up below still runs.
+        let serve = std::panic::AssertUnwindSafe(session.serve(&mut rd)).catch_unwind();
         let end = tokio::select! {
-            end = session.serve(&mut rd) => end,
+            end = serve => end.unwrap_or_else(|_| End::Error(AmqpError::connection(541, "INTERNAL_ERROR"), 0, 0)),
             () = self.stop.cancelled() => End::Error(AmqpError::connection(320, "CONNECTION_FORCED - broker shutdown"), 0, 0),
         };
         if let End::Error(e, class_id, method_id) = end {
