@@ -88,10 +88,11 @@ pub struct PlayArgs {
 pub struct TargetArgs {
     /// AMQP URI of an external broker (credentials are never shown on screen). Without it,
     /// warren uses a local RabbitMQ if one answers, else its embedded broker.
-    #[arg(long, env = "AMQP_URL", conflicts_with = "broker")]
+    #[arg(long, env = "AMQP_URL")]
     pub url: Option<String>,
 
-    /// `embedded`: always use the built-in broker, even if RabbitMQ runs locally.
+    /// `embedded`: always use the built-in broker, even if RabbitMQ runs locally or
+    /// AMQP_URL is set.
     #[arg(long, value_enum)]
     pub broker: Option<BrokerArg>,
 }
@@ -248,8 +249,9 @@ impl Cli {
 /// --url names an external broker; else --broker embedded; else look for a local RabbitMQ.
 pub fn target(url: Option<&str>, broker: Option<BrokerArg>) -> Result<Target, String> {
     Ok(match (url, broker) {
-        (Some(url), _) => Target::Url(parse_url(url)?),
-        (None, Some(BrokerArg::Embedded)) => Target::Embedded,
+        // Asked for by name, it wins: AMQP_URL may be set in the environment for other tools.
+        (_, Some(BrokerArg::Embedded)) => Target::Embedded,
+        (Some(url), None) => Target::Url(parse_url(url)?),
         (None, None) => Target::Auto,
     })
 }
@@ -338,7 +340,8 @@ mod tests {
         let Target::Url(uri) = cli(&["--url", DEFAULT_URL]).unwrap().target else { panic!() };
         assert_eq!(uri.authority.port, 5672);
         assert!(matches!(cli(&["--broker", "embedded"]).unwrap().target, Target::Embedded));
-        assert!(cli(&["--broker", "embedded", "--url", DEFAULT_URL]).is_err(), "one or the other");
+        let both = cli(&["--broker", "embedded", "--url", DEFAULT_URL]).unwrap();
+        assert!(matches!(both.target, Target::Embedded), "--broker embedded wins over a URL");
         assert_eq!(c.queue, "warren.tasks");
         assert!(c.durable);
         assert_eq!(c.delays, [1, 10, 15].map(Duration::from_secs));

@@ -27,8 +27,15 @@ fn main() -> ExitCode {
             if cfg.headless.is_some() {
                 return warren::play::run_headless(scenario, cfg).await;
             }
+            let output = match tui::Output::open(cfg.record.as_deref(), &scenario.title) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("warren: {e}");
+                    return headless::EXIT_ERROR;
+                }
+            };
             loop {
-                match tui::run(cfg.clone(), Some(scenario.clone())).await {
+                match tui::run(cfg.clone(), Some(scenario.clone()), &output).await {
                     Ok(tui::Exit::Restart) => continue,
                     Ok(tui::Exit::Quit) => return headless::EXIT_OK,
                     Err(e) => {
@@ -61,7 +68,14 @@ fn main() -> ExitCode {
         if cfg.headless.is_some() {
             headless::run(cfg).await
         } else {
-            match tui::run(cfg, None).await {
+            let output = match tui::Output::open(cfg.record.as_deref(), "") {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("warren: {e}");
+                    return headless::EXIT_ERROR;
+                }
+            };
+            match tui::run(cfg, None, &output).await {
                 Ok(_) => headless::EXIT_OK,
                 Err(e) => {
                     eprintln!("warren: {e}");

@@ -14,8 +14,11 @@ use crate::scenario::{self, Scenario};
 
 /// The checked scenario (already scaled by --speed) and the config to run it with.
 pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
-    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 1000.0) {
-        return Err(format!("--speed {} is out of range: give a number above 0, at most 1000", args.speed));
+    if !(args.speed.is_finite() && (0.01..=1000.0).contains(&args.speed)) {
+        return Err(format!(
+            "--speed {} is out of range: give 0.01 to 1000 (10 plays a 60 s lesson in 6 s)",
+            args.speed
+        ));
     }
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
     let headless = args.output.headless(0)?;
@@ -58,6 +61,15 @@ pub struct BatchReport {
     pub predicted_makespan_ms: u64,
 }
 
+/// Tasks of a batch per consumer: those live at its start, then any that joined and took some.
+pub fn observed(b: &crate::app::Batch) -> Vec<(String, u32)> {
+    let mut ids: Vec<usize> = b.consumers.iter().map(|(id, _)| *id).collect();
+    let joined: Vec<usize> =
+        (0..b.done_by.len()).filter(|id| b.done_by[*id] > 0 && !ids.contains(id)).collect();
+    ids.extend(joined);
+    ids.iter().map(|id| (format!("C{}", id + 1), b.done_by.get(*id).copied().unwrap_or(0))).collect()
+}
+
 pub fn batch_reports(app: &App) -> Vec<BatchReport> {
     app.batches
         .iter()
@@ -68,11 +80,7 @@ pub fn batch_reports(app: &App) -> Vec<BatchReport> {
                 mode: b.dispatch.mode,
                 prefetch: b.dispatch.prefetch,
                 makespan_ms: b.makespan().map(|d| d.as_millis() as u64),
-                observed: b
-                    .consumers
-                    .iter()
-                    .map(|(id, _)| (format!("C{}", id + 1), b.done_by.get(*id).copied().unwrap_or(0)))
-                    .collect(),
+                observed: observed(b),
                 predicted: predicted.into_iter().map(|(id, n)| (format!("C{}", id + 1), n)).collect(),
                 predicted_makespan_ms: makespan.as_millis() as u64,
             }

@@ -177,13 +177,22 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
         return Err((consumers_line, format!("give 1 to {MAX_CONSUMERS} consumers")));
     }
     let mut steps = Vec::new();
-    let mut live = delays.len();
+    // Which consumers are alive at each step: removed and killed ones keep their number.
+    let mut live = vec![true; delays.len()];
     let mut last_at = Duration::ZERO;
     for (n, spanned) in raw.step.iter().enumerate() {
         let line = line_of(spanned.span().start).unwrap_or(0);
         let step = check_step(spanned.get_ref(), n + 1, &mut live, &mut last_at)
             .map_err(|what| (Some(line), what))?;
         steps.push(Step { line, ..step });
+    }
+    if let Some(q) = &raw.queue
+        && (q.is_empty() || q.len() > 255 || q.starts_with("amq."))
+    {
+        return Err((
+            None,
+            format!("queue '{q}' is not usable: give 1 to 255 bytes, not starting with 'amq.'"),
+        ));
     }
     Ok(Scenario {
         title: raw.title,
@@ -196,7 +205,7 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
     })
 }
 
-fn check_step(s: &RawStep, n: usize, live: &mut usize, last_at: &mut Duration) -> Result<Step, String> {
+fn check_step(s: &RawStep, n: usize, live: &mut Vec<bool>, last_at: &mut Duration) -> Result<Step, String> {
     let at = match &s.at {
         Some(at) => duration(at).map_err(|e| format!("step {n}: at {e}"))?,
         None => *last_at,
@@ -214,17 +223,26 @@ fn check_step(s: &RawStep, n: usize, live: &mut usize, last_at: &mut Duration) -
         ));
     }
     *last_at = at;
-    let consumer = |k: usize, live: usize, verb: &str| -> Result<usize, String> {
-        if k == 0 || k > live {
-            Err(format!("step {n} would {verb} consumer {k}, but consumers are numbered 1 to {live} here"))
-        } else {
-            Ok(k - 1)
+    let consumer = |k: usize, live: &[bool], verb: &str| -> Result<usize, String> {
+        match live.get(k.wrapping_sub(1)) {
+            None => Err(format!(
+                "step {n} would {verb} consumer {k}, but consumers are numbered 1 to {} here",
+                live.len()
+            )),
+            Some(false) => {
+                Err(format!("step {n} would {verb} consumer {k}, but it was removed or killed before"))
+            }
+            Some(true) => Ok(k - 1),
         }
     };
     let mut actions = Vec::new();
     if let Some(count) = s.publish {
         if count == 0 || count > 100_000 {
             return Err(format!("step {n}: publish {count}: give 1 to 100000 tasks"));
+        }
+        if !live.iter().any(|alive| *alive) {
+            // Nobody would ever take them: a later "after = settled" would wait forever.
+            return Err(format!("step {n} publishes, but every consumer was removed or killed before"));
         }
         let weights = s.weights.clone().unwrap_or_default();
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0 || *w > 1000.0) {
@@ -244,23 +262,26 @@ fn check_step(s: &RawStep, n: usize, live: &mut usize, last_at: &mut Duration) -
     }
     if let Some(d) = &s.delay {
         let to = duration(&d.to).map_err(|e| format!("step {n}: delay {e}"))?;
-        actions.push(Action::Delay { consumer: consumer(d.consumer, *live, "change the delay of")?, to });
+        actions.push(Action::Delay { consumer: consumer(d.consumer, live, "change the delay of")?, to });
     }
     if let Some(a) = &s.add {
-        if *live >= MAX_CONSUMERS {
+        if live.len() >= MAX_CONSUMERS {
             return Err(format!("step {n}: at most {MAX_CONSUMERS} consumers"));
         }
         actions.push(Action::Add(duration(a).map_err(|e| format!("step {n}: add {e}"))?));
-        *live += 1;
+        live.push(true);
     }
     // Removed and killed consumers keep their number: later steps may not target them, but
     // the numbering of the others does not shift (as on screen).
     if let Some(k) = s.remove {
-        actions.push(Action::Remove(consumer(k, *live, "remove")?));
+        actions.push(Action::Remove(consumer(k, live, "remove")?));
+        live[k - 1] = false;
     }
     if let Some(k) = s.kill {
-        actions.push(Action::Kill(consumer(k, *live, "kill")?));
+        actions.push(Action::Kill(consumer(k, live, "kill")?));
+        live[k - 1] = false;
     }
+
     if s.pause == Some(true) {
         actions.push(Action::Pause);
     }
@@ -297,7 +318,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 impl Scenario {
     /// Every duration divided by `speed`, so a 60-second lesson can be shown in 6.
     pub fn scaled(mut self, speed: f64) -> Self {
-        let scale = |d: Duration| d.div_f64(speed);
+        // Callers keep speed within 0.01..=1000 (play::prepare); saturate rather than panic anyway.
+        let scale =
+            |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() / speed).unwrap_or(Duration::MAX);
         self.delays = self.delays.into_iter().map(scale).collect();
         for s in &mut self.steps {
             s.at = scale(s.at);
@@ -373,6 +396,16 @@ kill = 2
             ("title = \"t\"\nconsumers = []\n", 2, "1 to 64"),
             ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"0s\"\n", 3, "does nothing"),
             ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nweights = [1]\n", 3, "without publish"),
+            (
+                "title = \"t\"\nconsumers = [\"1s\", \"2s\"]\n[[step]]\nkill = 1\n[[step]]\nkill = 1\n",
+                5,
+                "removed or killed before",
+            ),
+            (
+                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nremove = 1\n[[step]]\npublish = 3\n",
+                5,
+                "every consumer",
+            ),
         ];
         for (text, line, want) in cases {
             let (got_line, what) = parse(text).expect_err(text);

@@ -2,6 +2,7 @@
 //! and frames together.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -28,6 +29,40 @@ use ratatui::layout::Rect;
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
 
+/// Where the screen goes: stdout, through a recorder that copies every frame into an
+/// asciicast file with --record. Opened once, so a restarted lesson goes on in the same file.
+#[derive(Clone)]
+pub struct Output(Arc<Mutex<Recorder<std::io::Stdout>>>);
+
+impl Output {
+    pub fn open(record: Option<&std::path::Path>, title: &str) -> Result<Output, String> {
+        let recorder = match record {
+            Some(path) => {
+                let (w, h) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+                let title = if title.is_empty() { "warren".to_string() } else { format!("warren: {title}") };
+                Recorder::create(path, std::io::stdout(), w, h, &title)
+                    .map_err(|e| format!("cannot record to {}: {e}", path.display()))?
+            }
+            None => Recorder::passthrough(std::io::stdout()),
+        };
+        Ok(Output(Arc::new(Mutex::new(recorder))))
+    }
+
+    fn recording(&self) -> Option<record::Recording> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).recording()
+    }
+}
+
+impl std::io::Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
 /// How a TUI session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -37,7 +72,7 @@ pub enum Exit {
 }
 
 /// The live TUI; with a scenario, its timeline plays and its captions show.
-pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<Exit, String> {
+pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Result<Exit, String> {
     // crossterm's EventStream panics without a terminal: check first and say what to do.
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("no terminal here (stdin/stdout is not a TTY): run warren in a terminal, \
@@ -66,29 +101,11 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<Exit, String
     let mut player = scenario.as_ref().map(|s| Player::new(s, Instant::now()));
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
-    // The terminal writes through a recorder: with --record it copies every frame into an
-    // asciicast v2 file, without it it only passes the bytes on.
-    let writer = match &cfg.record {
-        Some(path) => {
-            let (w, h) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
-            let title = if title.is_empty() { "warren".to_string() } else { format!("warren: {title}") };
-            match Recorder::create(path, std::io::stdout(), w, h, &title) {
-                Ok(r) => r,
-                Err(e) => {
-                    drop(events);
-                    engine.shutdown().await;
-                    endpoint.stop().await;
-                    return Err(format!("cannot record to {}: {e}", path.display()));
-                }
-            }
-        }
-        None => Recorder::passthrough(std::io::stdout()),
-    };
-    let mut recording = writer.recording();
+    let mut recording = output.recording();
     // Raw mode, the alternate screen and the restoring panic hook come from ratatui::init; the
     // terminal that draws is ours, over the recorder.
     drop(ratatui::init());
-    let mut terminal = match Terminal::new(CrosstermBackend::new(writer)) {
+    let mut terminal = match Terminal::new(CrosstermBackend::new(output.clone())) {
         Ok(t) => t,
         Err(e) => {
             ratatui::restore();
@@ -170,8 +187,11 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>) -> Result<Exit, String
                     }
                     let lesson = Some(play::lesson(&title, p));
                     if app.lesson != lesson {
-                        if let (Some(rec), Some(l)) = (&recording, &lesson) {
-                            rec.marker(&format!("step {}/{}", l.step.0, l.step.1));
+                        let step = lesson.as_ref().map(|l| l.step);
+                        if let (Some(rec), Some((done, all))) = (&recording, step)
+                            && app.lesson.as_ref().map(|l| l.step) != step
+                        {
+                            rec.marker(&format!("step {done}/{all}"));
                         }
                         app.lesson = lesson;
                         app.dirty = true;

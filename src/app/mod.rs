@@ -530,7 +530,9 @@ impl App {
         self.batches.push(Batch {
             id,
             size: count,
-            dispatch: self.applied,
+            // The workload runs commands in order: this batch is published after any switch
+            // already asked for, so it runs with the requested settings.
+            dispatch: self.dispatch,
             started: now,
             outstanding: count,
             finished: None,
@@ -559,6 +561,28 @@ impl App {
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.delay = delay;
         Some(Command::SetDelay { consumer, delay })
+    }
+
+    /// Switch dispatch mode: every live consumer re-registers.
+    pub fn set_mode(&mut self, mode: Mode) -> Command {
+        self.dispatch.mode = mode;
+        self.switch_dispatch()
+    }
+
+    /// Remove a consumer gracefully (selecting it, so the audience sees which one goes).
+    pub fn remove_consumer(&mut self, consumer: ConsumerId) -> Option<Command> {
+        let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
+        c.status = ConsumerStatus::Leaving;
+        self.selected = consumer;
+        Some(Command::RemoveConsumer { consumer })
+    }
+
+    /// Kill a consumer: it crashes without acking.
+    pub fn kill_consumer(&mut self, consumer: ConsumerId) -> Option<Command> {
+        let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
+        c.status = ConsumerStatus::Crashed;
+        self.selected = consumer;
+        Some(Command::KillConsumer { consumer })
     }
 
     /// Set the prefetch; consumers re-register at once in fair mode.
@@ -618,10 +642,7 @@ impl App {
                     return Some(self.stream_command());
                 }
             }
-            ToggleMode => {
-                self.dispatch.mode = self.dispatch.mode.toggled();
-                return Some(self.switch_dispatch());
-            }
+            ToggleMode => return Some(self.set_mode(self.dispatch.mode.toggled())),
             PrefetchUp | PrefetchDown => {
                 self.dispatch.prefetch = if action == PrefetchUp {
                     settings::prefetch_up(self.dispatch.prefetch)
@@ -658,16 +679,8 @@ impl App {
                     .map_or(Duration::from_secs(1), |c| c.delay);
                 return Some(self.add_consumer(delay));
             }
-            RemoveConsumer | KillConsumer => {
-                let c = self.consumers.get_mut(self.selected).filter(|c| c.alive())?;
-                let consumer = c.id;
-                if action == RemoveConsumer {
-                    c.status = ConsumerStatus::Leaving;
-                    return Some(Command::RemoveConsumer { consumer });
-                }
-                c.status = ConsumerStatus::Crashed;
-                return Some(Command::KillConsumer { consumer });
-            }
+            RemoveConsumer => return self.remove_consumer(self.selected),
+            KillConsumer => return self.kill_consumer(self.selected),
             ToggleHelp => self.show_help = !self.show_help,
             ToggleTimeline => self.show_timeline = !self.show_timeline,
             // The timeline belongs to the player, which the event loop drives.

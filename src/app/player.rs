@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Action as Key, App, Command, Msg};
+use super::{App, Command};
 use crate::scenario::{Action, Scenario, Step};
 
 /// One line of the log: when a step ran (scenario time) and what it did.
@@ -26,6 +26,8 @@ pub struct Player {
     pub caption: Option<String>,
     pub log: Vec<Played>,
     waiting_since: Option<Instant>,
+    /// The presenter stepped ahead: the next step does not wait for the queue.
+    skip_wait: bool,
 }
 
 impl Player {
@@ -38,13 +40,35 @@ impl Player {
             caption: None,
             log: Vec::new(),
             waiting_since: None,
+            skip_wait: false,
         }
     }
 
     /// Scenario time now.
     pub fn elapsed(&self, now: Instant) -> Duration {
-        let at = self.paused_since.or(self.waiting_since).unwrap_or(now);
-        at.saturating_duration_since(self.origin)
+        self.frozen_since().unwrap_or(now).saturating_duration_since(self.origin)
+    }
+
+    /// The clock stands still while paused or waiting; from the earlier of the two.
+    fn frozen_since(&self) -> Option<Instant> {
+        match (self.paused_since, self.waiting_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Let the clock run again from `now`: the frozen time does not count, once.
+    fn thaw(&mut self, now: Instant) {
+        if let Some(since) = self.frozen_since() {
+            self.origin += now.saturating_duration_since(since);
+        }
+        // Whatever still freezes it (a pause or a wait that goes on) starts counting from now.
+        if self.paused_since.is_some() {
+            self.paused_since = Some(now);
+        }
+        if self.waiting_since.is_some() {
+            self.waiting_since = Some(now);
+        }
     }
 
     pub fn paused(&self) -> bool {
@@ -65,25 +89,26 @@ impl Player {
     }
 
     pub fn toggle_pause(&mut self, now: Instant) {
-        match self.paused_since.take() {
-            Some(since) => self.origin += now.saturating_duration_since(since),
-            None => self.paused_since = Some(now),
+        if self.paused_since.is_some() {
+            self.thaw(now);
+            self.paused_since = None;
+        } else {
+            self.paused_since = Some(now);
         }
     }
 
-    /// Jump the clock to the next step, so it runs now.
+    /// Run the next step now: jump the clock to it, and end a pause or a wait for the queue
+    /// (the presenter decides to go on).
     pub fn step_ahead(&mut self, now: Instant) {
+        self.thaw(now);
+        self.paused_since = None;
+        self.waiting_since = None;
+        self.skip_wait = true;
         if let Some(step) = self.steps.get(self.next) {
             let elapsed = self.elapsed(now);
             if step.at > elapsed {
                 self.origin = self.origin.checked_sub(step.at - elapsed).unwrap_or(self.origin);
             }
-        }
-        if let Some(since) = self.paused_since.take() {
-            self.origin += now.saturating_duration_since(since);
-        }
-        if let Some(since) = self.waiting_since.take() {
-            self.origin += now.saturating_duration_since(since);
         }
     }
 
@@ -93,13 +118,15 @@ impl Player {
         let mut out = Vec::new();
         while !self.paused() {
             let Some(step) = self.steps.get(self.next).cloned() else { break };
-            if step.after_settled && !app.settled() {
+            if step.after_settled && !app.settled() && !self.skip_wait {
                 // The timeline waits: its clock stands still until the queue has settled.
                 self.waiting_since.get_or_insert(now);
                 break;
             }
-            if let Some(since) = self.waiting_since.take() {
-                self.origin += now.saturating_duration_since(since);
+            self.skip_wait = false;
+            if self.waiting_since.is_some() {
+                self.thaw(now);
+                self.waiting_since = None;
             }
             if self.elapsed(now) < step.at {
                 break;
@@ -124,18 +151,13 @@ impl Player {
 fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
     match action {
         Action::Publish { count, weights } => Some(app.start_weighted_batch(*count, weights.clone(), now)),
-        Action::Mode(mode) => {
-            (app.dispatch.mode != *mode).then(|| app.update(Msg::Action(Key::ToggleMode), now))?
-        }
+        // Straight to the App, not through keys: a step must run even while the help is open.
+        Action::Mode(mode) => (app.dispatch.mode != *mode).then(|| app.set_mode(*mode)),
         Action::Prefetch(p) => app.set_prefetch(*p),
         Action::Delay { consumer, to } => app.set_delay(*consumer, *to),
         Action::Add(delay) => Some(app.add_consumer(*delay)),
-        Action::Remove(c) | Action::Kill(c) => {
-            // Select it first: the audience sees which one goes.
-            app.selected = *c;
-            let key = if matches!(action, Action::Kill(_)) { Key::KillConsumer } else { Key::RemoveConsumer };
-            app.update(Msg::Action(key), now)
-        }
+        Action::Remove(c) => app.remove_consumer(*c),
+        Action::Kill(c) => app.kill_consumer(*c),
         Action::Pause => None,
     }
 }
@@ -143,7 +165,7 @@ fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{AppOptions, Dispatch, Event, Mode};
+    use crate::app::{AppOptions, Dispatch, Event, Mode, Msg};
     use crate::scenario::parse;
 
     const LESSON: &str = r#"
@@ -224,6 +246,26 @@ kill = 2
             did,
             ["caption", "publish 2 tasks", "switch to fair dispatch", "pause for the presenter", "kill C2"]
         );
+    }
+
+    #[test]
+    fn a_pause_during_a_wait_is_not_counted_twice() {
+        let t0 = Instant::now();
+        let s = parse(LESSON).unwrap();
+        let mut a = app(t0);
+        let mut p = Player::new(&s, t0);
+        p.tick(&mut a, t0 + Duration::from_secs(1), true); // caption + publish 2
+        p.tick(&mut a, t0 + Duration::from_secs(1), true); // the mode step waits
+        assert!(p.waiting());
+        p.toggle_pause(t0 + Duration::from_secs(3));
+        p.toggle_pause(t0 + Duration::from_secs(11));
+        assert_eq!(p.elapsed(t0 + Duration::from_secs(20)), Duration::from_secs(1), "still waiting: frozen");
+        p.step_ahead(t0 + Duration::from_secs(20));
+        assert!(!p.waiting());
+        // The presenter overrode the wait: the mode step runs although nothing settled.
+        let cmds = p.tick(&mut a, t0 + Duration::from_secs(20), true);
+        assert!(matches!(cmds[..], [Command::SetDispatch(_)]), "{cmds:?}");
+        assert_eq!(p.elapsed(t0 + Duration::from_secs(21)), Duration::from_secs(2));
     }
 
     #[test]
