@@ -12,19 +12,18 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{
     AMQPClass, BasicProperties, access, basic, channel, confirm, connection, exchange, queue,
 };
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::ShortString;
 use futures::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{parse_amqplain, parse_plain, server_properties};
 use super::frames::{self, Parsed, basic as b};
-use super::{
-    AmqpError, BrokerConfig, ConnId, ConnOut, ConnShared, Core, LOW_WATER, Message, Out, PRODUCT, Scope,
-};
+use super::writer;
+use super::{AmqpError, BrokerConfig, ConnId, ConnOut, ConnShared, Core, Message, Out, Scope};
 
 /// The client must send its protocol header and finish the handshake in this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,7 +68,7 @@ enum End {
     Error(AmqpError, u16, u16),
 }
 
-fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+pub(super) fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     // A panic while holding the lock would be a broker bug; keep serving the others.
     core.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -91,7 +90,7 @@ impl Connection {
         let shared = Arc::new(ConnShared::default());
         shared.frame_max.store(FRAME_MIN, Ordering::Relaxed);
         let out = ConnOut { tx, shared: Arc::clone(&shared) };
-        let writer = tokio::spawn(write_loop(wr, rx, shared, Arc::clone(&self.core), self.id));
+        let writer = tokio::spawn(writer::write_loop(wr, rx, shared, Arc::clone(&self.core), self.id));
         let mut session = Session {
             conn: &self,
             out: out.clone(),
@@ -817,179 +816,12 @@ fn short(text: &str) -> ShortString {
     text[..end].into()
 }
 
-/// What the broker tells clients about itself: only the capabilities it honours.
-fn server_properties() -> FieldTable {
-    let mut caps = FieldTable::default();
-    for cap in [
-        "publisher_confirms",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "per_consumer_qos",
-        "authentication_failure_close",
-    ] {
-        caps.insert(cap.into(), AMQPValue::Boolean(true));
-    }
-    let mut props = FieldTable::default();
-    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
-    props.insert("product".into(), text(PRODUCT));
-    props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
-    props.insert("platform".into(), text("Rust, tokio"));
-    props.insert("information".into(), text("embedded warren broker, in memory"));
-    props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-    props
-}
-
-/// PLAIN: `[authzid] NUL user NUL password`.
-fn parse_plain(response: &[u8]) -> Option<(String, String)> {
-    let mut parts = response.split(|&b| b == 0);
-    let _authzid = parts.next()?;
-    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    parts.next().is_none().then_some((user, password))
-}
-
-/// AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD.
-fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
-    let mut framed = (response.len() as u32).to_be_bytes().to_vec();
-    framed.extend_from_slice(response);
-    let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
-    let text = |k: &str| match table.inner().get(k)? {
-        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    };
-    Some((text("LOGIN")?, text("PASSWORD")?))
-}
-
-/// Serialise what the core and the session send, in order, batching writes; send heartbeats
-/// when idle; tell the core when a backed-up writer has drained.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    shared: Arc<ConnShared>,
-    core: Arc<Mutex<Core>>,
-    id: ConnId,
-) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut last_write = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let first = tokio::select! {
-            o = rx.recv() => o,
-            _ = tick.tick() => {
-                let hb = shared.heartbeat.load(Ordering::Relaxed);
-                if hb > 0 && last_write.elapsed() >= Duration::from_secs(u64::from(hb) / 2) {
-                    Some(Out::Frame(Box::new(AMQPFrame::Heartbeat)))
-                } else {
-                    continue;
-                }
-            }
-        };
-        let Some(first) = first else { break };
-        let frame_max = shared.frame_max.load(Ordering::Relaxed);
-        let mut shutdown = false;
-        let mut delivered = 0usize;
-        let mut next = Some(first);
-        while let Some(out) = next {
-            match out {
-                Out::Shutdown => {
-                    shutdown = true;
-                    break;
-                }
-                other => {
-                    delivered += delivered_bytes(&other);
-                    buf = encode(other, buf, frame_max);
-                }
-            }
-            next = if buf.len() < 256 * 1024 { rx.try_recv().ok() } else { None };
-        }
-        if !buf.is_empty() {
-            if wr.write_all(&buf).await.is_err() {
-                break;
-            }
-            buf.clear();
-            last_write = Instant::now();
-        }
-        if delivered > 0 {
-            let before = shared.pending.fetch_sub(delivered, Ordering::Relaxed);
-            if before >= LOW_WATER && before - delivered < LOW_WATER {
-                lock(&core).writer_drained(id);
-            }
-        }
-        if shutdown {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
-}
-
-/// What `Core::dispatch` added to `pending` for this item.
-fn delivered_bytes(out: &Out) -> usize {
-    match out {
-        Out::Deliver { msg, .. } => msg.body.len() + 64,
-        _ => 0,
-    }
-}
-
-fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
-    match out {
-        Out::Frame(f) => frames::write(&f, buf),
-        Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count } => {
-            let m = basic::Deliver {
-                consumer_tag,
-                delivery_tag,
-                redelivered,
-                exchange: msg.exchange.clone(),
-                routing_key: msg.routing_key.clone(),
-            };
-            let props = frames::delivery_properties(&msg, delivery_count);
-            frames::write_content(buf, channel, b(basic::AMQPMethod::Deliver(m)), props, &msg.body, frame_max)
-        }
-        Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count } => {
-            let m = basic::GetOk {
-                delivery_tag,
-                redelivered,
-                exchange: msg.exchange.clone(),
-                routing_key: msg.routing_key.clone(),
-                message_count,
-            };
-            let props = frames::delivery_properties(&msg, delivery_count);
-            frames::write_content(buf, channel, b(basic::AMQPMethod::GetOk(m)), props, &msg.body, frame_max)
-        }
-        Out::Return { channel, msg } => {
-            let m = basic::Return {
-                reply_code: 312,
-                reply_text: "NO_ROUTE".into(),
-                exchange: msg.exchange.clone(),
-                routing_key: msg.routing_key.clone(),
-            };
-            frames::write_content(
-                buf,
-                channel,
-                b(basic::AMQPMethod::Return(m)),
-                msg.properties.clone(),
-                &msg.body,
-                frame_max,
-            )
-        }
-        Out::Cancel { channel, consumer_tag } => {
-            let m = basic::Cancel { consumer_tag, nowait: true };
-            frames::write(&frames::method(channel, b(basic::AMQPMethod::Cancel(m))), buf)
-        }
-        Out::Shutdown => buf,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sasl_responses_parse_and_garbage_does_not() {
-        assert_eq!(parse_plain(b"\0guest\0secret"), Some(("guest".into(), "secret".into())));
-        assert_eq!(parse_plain(b"guest"), None);
-        assert_eq!(parse_plain(b"\0a\0b\0c"), None);
-        assert_eq!(parse_amqplain(b"\xff\xff"), None);
-        assert_eq!(short(&"é".repeat(200)).as_str().len(), 254, "cut on a char boundary");
+    fn short_strings_are_cut_on_a_char_boundary() {
+        assert_eq!(short(&"é".repeat(200)).as_str().len(), 254);
     }
 }

@@ -8,11 +8,13 @@
 //!                      └── writer task <── Out (mpsc) <────┘
 //! ```
 
+mod auth;
 mod connection;
 mod core;
 mod exchange;
 mod frames;
 mod queue;
+mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
