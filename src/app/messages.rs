@@ -1,0 +1,177 @@
+//! What flows into `App::update` (keys as [`Action`]s, workload reports as [`Event`]s) and what
+//! comes out of it ([`Command`]s for the workload).
+
+use std::time::Duration;
+
+use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId};
+
+/// What the broker told us about itself in connection.start, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub product: String,
+    pub version: String,
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+}
+
+impl BrokerInfo {
+    /// `host:port`, plus `/vhost` unless it is the default `/`; never with credentials.
+    pub fn endpoint(&self) -> String {
+        if self.vhost == "/" {
+            format!("{}:{}", self.host, self.port)
+        } else {
+            format!("{}:{}/{}", self.host, self.port, self.vhost)
+        }
+    }
+}
+
+/// Reports from the workload (producer, consumers, queue monitor).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Connected(BrokerInfo),
+    /// The producer's connection dropped; the workload is reconnecting.
+    ConnectionLost {
+        reason: String,
+    },
+    Published {
+        id: TaskId,
+        batch: Option<BatchId>,
+    },
+    Confirmed {
+        id: TaskId,
+    },
+    /// The connection went before the broker confirmed this publish: it may or may not be there.
+    Unconfirmed {
+        id: TaskId,
+    },
+    /// The broker nacked the publish, or it could not be sent.
+    PublishFailed {
+        id: TaskId,
+        reason: String,
+    },
+    QueueStats {
+        ready: u32,
+        consumers: u32,
+    },
+    /// The consumer is registered at the broker and taking work.
+    ConsumerReady {
+        consumer: ConsumerId,
+    },
+    /// The consumer lost its connection and will try again.
+    ConsumerReconnecting {
+        consumer: ConsumerId,
+        reason: String,
+    },
+    Delivered {
+        consumer: ConsumerId,
+        id: TaskId,
+        manual_ack: bool,
+        redelivered: bool,
+    },
+    Started {
+        consumer: ConsumerId,
+        id: TaskId,
+        /// How long this task takes here (delay x weight).
+        work: Duration,
+    },
+    /// Processed, and acked if it was a manual-ack delivery.
+    Processed {
+        consumer: ConsumerId,
+        id: TaskId,
+        acked: bool,
+    },
+    /// These tasks are back at the broker (channel closed with them unacked, or nacked).
+    Requeued {
+        consumer: ConsumerId,
+        ids: Vec<TaskId>,
+    },
+    Lost {
+        consumer: ConsumerId,
+        ids: Vec<TaskId>,
+        reason: LossReason,
+    },
+    /// The consumer has finished for good: removed gracefully or killed.
+    ConsumerGone {
+        consumer: ConsumerId,
+        killed: bool,
+    },
+    /// All consumers now consume with these settings.
+    DispatchApplied(Dispatch),
+    /// Something failed that the user should know about; shown as a banner.
+    Error(String),
+}
+
+/// What the user asked for (from keys or mouse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PublishOne,
+    PublishBurst,
+    BurstUp,
+    BurstDown,
+    ToggleStream,
+    RateUp,
+    RateDown,
+    ToggleMode,
+    PrefetchUp,
+    PrefetchDown,
+    SelectNext,
+    SelectPrev,
+    /// Select by position among the visible consumer panes (mouse).
+    SelectVisible(usize),
+    DelayUp,
+    DelayDown,
+    AddConsumer,
+    RemoveConsumer,
+    KillConsumer,
+    ToggleHelp,
+    /// Show the timeline (one lane per consumer) instead of the consumer panes, or back.
+    ToggleTimeline,
+    Quit,
+    /// Scenario playback: pause or resume the timeline.
+    PlayPause,
+    /// Scenario playback: run the next step now.
+    PlayStep,
+    /// Scenario playback: start the lesson over (fresh consumers, empty queue).
+    PlayRestart,
+}
+
+/// What the app asks of the workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `weights` repeat over the batch; empty means every task weighs 1.
+    Publish {
+        count: u32,
+        batch: BatchId,
+        weights: Vec<f64>,
+    },
+    /// Publish continuously at this many tasks per second; `None` stops.
+    Stream {
+        per_second: Option<u32>,
+    },
+    SetDispatch(Dispatch),
+    SetDelay {
+        consumer: ConsumerId,
+        delay: Duration,
+    },
+    AddConsumer {
+        consumer: ConsumerId,
+        delay: Duration,
+    },
+    RemoveConsumer {
+        consumer: ConsumerId,
+    },
+    KillConsumer {
+        consumer: ConsumerId,
+    },
+    Quit,
+}
+
+/// Everything `update` accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Action(Action),
+    Event(Event),
+    /// Called every frame; rolls the per-second meters and animates progress.
+    Tick,
+}

@@ -1,0 +1,226 @@
+//! The state the screen shows: consumers, batches, the producer, banners and the lesson line.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::stats::{Meter, Trail};
+use super::{BatchId, ConsumerId, Dispatch, TaskId, theory};
+
+/// How many processed ids each consumer pane remembers for its trail.
+const TRAIL_LEN: usize = 48;
+/// How many task runs each consumer remembers for the timeline (the oldest are dropped).
+pub const SPANS_KEPT: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerStatus {
+    /// Connecting and registering at the broker.
+    Starting,
+    /// Registered and taking work (idle or working: see `current`).
+    Consuming,
+    /// Cancelled to re-register with new dispatch settings.
+    Switching,
+    Reconnecting,
+    /// Removed by the user: no new work, finishing or returning what it holds.
+    Leaving,
+    /// Killed: crashed without acking.
+    Crashed,
+    /// Left gracefully; kept only for the distribution chart.
+    Removed,
+}
+
+/// The task a consumer is working on now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Working {
+    pub id: TaskId,
+    pub since: Instant,
+    pub delay: Duration,
+}
+
+/// How a task's run on a consumer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanEnd {
+    Running,
+    Done,
+    /// Went back to the broker (nacked, or the channel closed with it unacked).
+    Requeued,
+    Lost,
+}
+
+/// One task's run on one consumer, for the timeline: from `Started` until it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSpan {
+    pub id: TaskId,
+    pub start: Instant,
+    /// `None` while it runs.
+    pub end: Option<Instant>,
+    pub outcome: SpanEnd,
+}
+
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    pub id: ConsumerId,
+    pub delay: Duration,
+    pub status: ConsumerStatus,
+    pub status_note: Option<String>,
+    pub received: u64,
+    pub redelivered: u64,
+    pub processed: Meter,
+    pub acked: u64,
+    pub lost: u64,
+    pub working: Option<Working>,
+    pub trail: Trail<TaskId>,
+    /// What ran here when, oldest first; at most [`SPANS_KEPT`], only the last can be running.
+    pub spans: VecDeque<RunSpan>,
+    /// Every processed id in order; kept only when asked (headless), as it grows without bound.
+    pub history: Option<Vec<TaskId>>,
+}
+
+impl Consumer {
+    pub(super) fn new(id: ConsumerId, delay: Duration, keep_history: bool) -> Self {
+        Self {
+            id,
+            delay,
+            status: ConsumerStatus::Starting,
+            status_note: None,
+            received: 0,
+            redelivered: 0,
+            processed: Meter::default(),
+            acked: 0,
+            lost: 0,
+            working: None,
+            trail: Trail::new(TRAIL_LEN),
+            spans: VecDeque::new(),
+            history: keep_history.then(Vec::new),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("C{}", self.id + 1)
+    }
+
+    /// Still shown as a pane (removed consumers only stay in the distribution chart).
+    pub fn visible(&self) -> bool {
+        self.status != ConsumerStatus::Removed
+    }
+
+    /// Can still be told to do things (not crashed, not gone, not already leaving).
+    pub fn alive(&self) -> bool {
+        !matches!(self.status, ConsumerStatus::Crashed | ConsumerStatus::Removed | ConsumerStatus::Leaving)
+    }
+
+    /// A task starts here: a new running span (a still-running one ends now, as the consumer
+    /// moved on without saying how it ended).
+    pub(super) fn span_started(&mut self, id: TaskId, now: Instant) {
+        if let Some(open) = self.spans.back().filter(|s| s.end.is_none()).map(|s| s.id) {
+            self.span_ended(&[open], SpanEnd::Done, now);
+        }
+        if self.spans.len() >= SPANS_KEPT {
+            self.spans.pop_front();
+        }
+        self.spans.push_back(RunSpan { id, start: now, end: None, outcome: SpanEnd::Running });
+    }
+
+    /// The running span ends as `outcome`, if it runs one of `ids`.
+    pub(super) fn span_ended(&mut self, ids: &[TaskId], outcome: SpanEnd, now: Instant) {
+        if let Some(s) = self.spans.back_mut()
+            && s.end.is_none()
+            && ids.contains(&s.id)
+        {
+            s.end = Some(now);
+            s.outcome = outcome;
+        }
+    }
+
+    /// Fraction of the current task done, for the progress bar.
+    pub fn progress(&self, now: Instant) -> Option<f64> {
+        let w = self.working?;
+        if w.delay.is_zero() {
+            return Some(1.0);
+        }
+        Some((now.saturating_duration_since(w.since).as_secs_f64() / w.delay.as_secs_f64()).min(1.0))
+    }
+}
+
+/// Tasks published together, and how long until all were processed.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: BatchId,
+    pub size: u32,
+    pub dispatch: Dispatch,
+    pub started: Instant,
+    pub outstanding: u32,
+    pub finished: Option<Instant>,
+    /// The first and last task id published so far for this batch.
+    pub ids: Option<(TaskId, TaskId)>,
+    /// Tasks of this batch each consumer processed, by consumer id.
+    pub done_by: Vec<u32>,
+    /// The task weights (repeating) and the live consumers' (id, delay) when it was
+    /// published: what the theory model needs to predict it.
+    pub weights: Vec<f64>,
+    pub consumers: Vec<(ConsumerId, Duration)>,
+}
+
+impl Batch {
+    /// What RabbitMQ's rules predict for this batch, if it started on an idle, empty queue:
+    /// tasks per consumer (by consumer id) and the makespan.
+    pub fn predicted(&self) -> (Vec<(ConsumerId, usize)>, Duration) {
+        let weights = (0..self.size as usize)
+            .map(|i| if self.weights.is_empty() { 1.0 } else { self.weights[i % self.weights.len()] })
+            .collect();
+        let w = theory::Workload {
+            delays: self.consumers.iter().map(|(_, d)| *d).collect(),
+            weights,
+            dispatch: self.dispatch,
+        };
+        let p = theory::predict(&w);
+        let counts = self.consumers.iter().map(|(id, _)| *id).zip(p.counts()).collect();
+        (counts, p.makespan)
+    }
+}
+
+impl Batch {
+    pub fn makespan(&self) -> Option<Duration> {
+        Some(self.finished?.saturating_duration_since(self.started))
+    }
+}
+
+/// The producer's settings and counts.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    pub burst: u32,
+    pub rate: u32,
+    pub streaming: bool,
+    pub published: Meter,
+    pub confirmed: u64,
+    /// Publishes whose confirm was lost with the connection.
+    pub unconfirmed: u64,
+    pub recent: Trail<TaskId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub text: String,
+    pub since: Instant,
+}
+
+/// Start-up values for the app, from the checked CLI config.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub queue: String,
+    pub delays: Vec<Duration>,
+    pub dispatch: Dispatch,
+    pub burst: u32,
+    pub rate: u32,
+    /// Keep every consumer's full processing order (headless JSON needs it).
+    pub keep_history: bool,
+}
+
+/// A scenario being played, as the screen shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lesson {
+    pub title: String,
+    pub caption: Option<String>,
+    pub paused: bool,
+    pub waiting: bool,
+    pub step: (usize, usize),
+}
