@@ -18,6 +18,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use warren::broker::{BrokerConfig, start};
 
+mod common;
+
 const CONSUMERS: usize = 4;
 
 #[derive(Clone, Copy)]
@@ -56,8 +58,8 @@ fn main() {
         });
     });
     let (embedded_url, broker_tid) = rx.recv().expect("embedded broker started");
-    let broker_cpu = || broker_tid.map_or(0.0, |t| cpu_of(&format!("/proc/self/task/{t}/stat")));
-    let rabbit_cpu = || beam_pid().map_or(0.0, |p| cpu_of(&format!("/proc/{p}/stat")));
+    let broker_cpu = || broker_tid.map_or(0.0, |t| common::cpu_seconds(&format!("/proc/self/task/{t}/stat")));
+    let rabbit_cpu = || beam_pid().map_or(0.0, |p| common::cpu_seconds(&format!("/proc/{p}/stat")));
     println!("broker bench: {n} tasks of 64 bytes, 1 producer, {CONSUMERS} consumers");
     println!(
         "{:<14} {:>14} {:>14} {:>7}   {:>22}",
@@ -157,15 +159,6 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
     }
     let _ = producer.close(200, "bye".into()).await;
     n as f64 / took.as_secs_f64()
-}
-
-/// user + system CPU seconds from a /proc stat file.
-fn cpu_of(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// RabbitMQ's Erlang VM on this machine, if it runs here.

@@ -17,6 +17,8 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use warren::cli::Cli;
 use warren::headless::Driver;
 
+mod common;
+
 const CONSUMERS: usize = 3;
 
 fn main() {
@@ -33,21 +35,21 @@ fn main() {
     let (mut plain_cpu, mut ours_cpu) = (0.0, 0.0);
     for round in 1..=rounds {
         let mut run_plain = || {
-            let c = cpu_secs();
+            let c = common::cpu_seconds("/proc/self/stat");
             let d = rt.block_on(plain_lapin(&url, tasks));
-            plain_cpu += cpu_secs() - c;
+            plain_cpu += common::cpu_seconds("/proc/self/stat") - c;
             d
         };
         let (p, w) = if round % 2 == 1 {
             let p = run_plain();
-            let c = cpu_secs();
+            let c = common::cpu_seconds("/proc/self/stat");
             let w = rt.block_on(warren_headless(&url, tasks));
-            ours_cpu += cpu_secs() - c;
+            ours_cpu += common::cpu_seconds("/proc/self/stat") - c;
             (p, w)
         } else {
-            let c = cpu_secs();
+            let c = common::cpu_seconds("/proc/self/stat");
             let w = rt.block_on(warren_headless(&url, tasks));
-            ours_cpu += cpu_secs() - c;
+            ours_cpu += common::cpu_seconds("/proc/self/stat") - c;
             (run_plain(), w)
         };
         println!(
@@ -66,17 +68,6 @@ fn main() {
         per_task(plain_cpu),
         per_task(ours_cpu)
     );
-}
-
-/// CPU time (user + system) this process has used, in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 fn rate(n: u32, d: Duration) -> f64 {

@@ -13,6 +13,7 @@ pub mod play;
 pub mod record;
 pub mod scenario;
 pub mod serve;
+pub mod signal;
 pub mod tui;
 pub mod ui;
 pub mod workload;

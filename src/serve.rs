@@ -66,24 +66,12 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
     let stop = running.stopper();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        () = sigterm() => {}
+        () = crate::signal::terminated() => {}
     }
     stop.cancel();
     running.wait().await;
     println!("warren broker stopped");
     Ok(())
-}
-
-async fn sigterm() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut s) = signal(SignalKind::terminate()) {
-            s.recv().await;
-            return;
-        }
-    }
-    std::future::pending::<()>().await
 }
 
 #[cfg(test)]

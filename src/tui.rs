@@ -125,7 +125,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = Vec::with_capacity(1024);
     let mut term_error = None;
-    let sigterm = sigterm();
+    let sigterm = crate::signal::terminated();
     tokio::pin!(sigterm);
 
     while !app.quitting {
@@ -250,19 +250,4 @@ fn install_mouse_restoring_hook() {
         let _ = execute!(std::io::stdout(), DisableMouseCapture);
         previous(info);
     }));
-}
-
-async fn sigterm() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    std::future::pending::<()>().await
 }

@@ -302,19 +302,29 @@ fn no_consumers_says_how_to_add_one() {
     assert!(screen.contains("no consumers: press a to add one"), "{screen}");
 }
 
-#[test]
-fn never_panics_at_any_size() {
-    let (mut app, now) = demo();
+/// A sweep of terminal sizes, with the edges around the minimum and the grid's pane size.
+fn sizes() -> Vec<(u16, u16)> {
     let mut sizes: Vec<(u16, u16)> =
         (0..=200).step_by(7).flat_map(|w| (0..=60).step_by(3).map(move |h| (w, h))).collect();
     sizes.extend([(1, 1), (79, 23), (80, 24), (80, 23), (79, 24), (81, 25), (38, 10), (200, 60)]);
+    sizes
+}
+
+/// Variant 0: as is; 1: with the help overlay; 2: also with a long error banner.
+fn overlay_variant(app: &mut App, variant: u8, now: Instant) {
+    match variant {
+        1 => app.update(Msg::Action(Action::ToggleHelp), now).map(drop).unwrap_or(()),
+        2 => ev(app, now, Event::Error("a long error message ".repeat(20))),
+        _ => {}
+    }
+}
+
+#[test]
+fn never_panics_at_any_size() {
+    let (mut app, now) = demo();
     for variant in 0..3 {
-        match variant {
-            1 => app.update(Msg::Action(Action::ToggleHelp), now).map(drop).unwrap_or(()),
-            2 => ev(&mut app, now, Event::Error("a long error message ".repeat(20))),
-            _ => {}
-        }
-        for &(w, h) in &sizes {
+        overlay_variant(&mut app, variant, now);
+        for (w, h) in sizes() {
             draw(&app, now, w, h);
         }
     }
@@ -499,16 +509,9 @@ fn timeline_never_panics_at_any_size() {
     for _ in 0..30 {
         crowded.add_consumer(Duration::from_millis(10));
     }
-    let mut sizes: Vec<(u16, u16)> =
-        (0..=200).step_by(7).flat_map(|w| (0..=60).step_by(3).map(move |h| (w, h))).collect();
-    sizes.extend([(1, 1), (79, 23), (80, 24), (80, 23), (79, 24), (81, 25), (38, 10), (200, 60)]);
     for variant in 0..3 {
-        match variant {
-            1 => app.update(Msg::Action(Action::ToggleHelp), now).map(drop).unwrap_or(()),
-            2 => ev(&mut app, now, Event::Error("a long error message ".repeat(20))),
-            _ => {}
-        }
-        for &(w, h) in &sizes {
+        overlay_variant(&mut app, variant, now);
+        for (w, h) in sizes() {
             draw(&app, now, w, h);
             draw(&crowded, now, w, h);
             // Long after, and before anything happened.
