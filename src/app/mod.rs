@@ -522,8 +522,9 @@ impl App {
     fn reconcile(&mut self, now: Instant) {
         let Some(upto) = self.suspect_upto else { return };
         let broker_empty = self.queue_ready == Some(0) && self.connected;
-        let suspects = self.ledger.at_broker_ids().into_iter().filter(|&id| id <= upto).count();
-        if suspects == 0 {
+        // One scan of the open tasks per poll: the suspects, kept for the verdict below.
+        let ids: Vec<TaskId> = self.ledger.at_broker_ids().into_iter().filter(|&id| id <= upto).collect();
+        if ids.is_empty() {
             self.suspect_upto = None;
             self.missing_since = None;
             return;
@@ -536,7 +537,6 @@ impl App {
         if now.duration_since(since) < MISSING_AFTER {
             return;
         }
-        let ids: Vec<TaskId> = self.ledger.at_broker_ids().into_iter().filter(|&id| id <= upto).collect();
         for &id in &ids {
             self.ledger.lost_unheld(id, LossReason::Vanished);
             self.task_settled(id, now);
