@@ -12,7 +12,8 @@
 //! The embedded broker runs as `warren broker` in a process of its own, as RabbitMQ does, so both
 //! are measured the same way: CPU per message and resident memory from /proc. Each row runs
 //! WARREN_BENCH_ROUNDS times (default 3), the two brokers going first in turn; the medians are
-//! compared. WARREN_BENCH_TASKS sets the tasks per run (default 100000).
+//! compared. WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks
+//! rows by name (e.g. "prefetch 1").
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -123,7 +124,11 @@ fn main() {
         "{:<14} {:>14} {:>14} {:>7}   {:>24}   {:>24}",
         "", "embedded", "RabbitMQ", "ratio", "broker CPU per message", "client CPU per message"
     );
+    let picked = std::env::var("WARREN_BENCH_ROWS").ok();
     for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100)] {
+        if picked.as_deref().is_some_and(|p| !p.split(',').any(|name| name.trim() == row.name())) {
+            continue;
+        }
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let measure = |b: &Broker| measure(&rt, b, row, n);

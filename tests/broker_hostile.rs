@@ -28,7 +28,7 @@ use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren::broker::{self, BrokerConfig, Limits, RunningBroker};
+use warren::broker::{self, BrokerConfig, Limits, Message, RunningBroker};
 
 const HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// How long a hostile connection may take to be answered or closed.
@@ -1466,10 +1466,17 @@ async fn frame_max_is_the_negotiated_one_to_the_byte() {
 
 /// max_held_bytes: under confirms the publish that would overflow is nacked and the channel
 /// lives on; without confirms it is a channel error 406. The limit counts bytes held across all
-/// queues, so what is consumed frees room.
+/// queues (bodies plus bookkeeping), so what is consumed frees room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_bytes_limit_nacks_under_confirms_and_closes_the_channel_otherwise() {
-    let broker = start(Limits { max_held_bytes: 4096, ..Limits::default() }).await;
+    // Room for four of the 1000-byte messages below, the 10-byte one after them and the healthy
+    // connection's check message (its queue name is at most 64 bytes), but not for a fifth.
+    let held =
+        |key: &str, len: usize| Message::new("".into(), key.into(), Default::default(), vec![b'k'; len]).held;
+    let one = held("held", 1000);
+    let limit = 4 * one + held("held", 10) + held(&"q".repeat(64), 8);
+    assert!(limit < 5 * one, "the fifth 1000-byte message must not fit");
+    let broker = start(Limits { max_held_bytes: limit, ..Limits::default() }).await;
     let mut healthy = Healthy::open(&broker.url("guest", "guest")).await;
     let mut raw = Raw::handshake(broker.addr, 131_072, 0).await;
     raw.open_channel(1).await;
@@ -1485,10 +1492,10 @@ async fn held_bytes_limit_nacks_under_confirms_and_closes_the_channel_otherwise(
         } else {
             b(1, basic::AMQPMethod::Nack(basic::Nack { delivery_tag: tag, multiple: false, requeue: false }))
         };
-        assert_eq!(f, want, "publish {tag} of 1000 bytes under a 4096-byte limit");
+        assert_eq!(f, want, "publish {tag} of {one} held bytes under a {limit}-byte limit");
     }
     // The channel is still open, and a message that fits is taken.
-    raw.send_frames(&[publish(1, "held"), header(1, 50), body(1, &[b's'; 50])]).await;
+    raw.send_frames(&[publish(1, "held"), header(1, 10), body(1, &[b's'; 10])]).await;
     assert_eq!(
         raw.expect_frame().await,
         b(1, basic::AMQPMethod::Ack(basic::Ack { delivery_tag: 6, multiple: false }))
@@ -1499,7 +1506,7 @@ async fn held_bytes_limit_nacks_under_confirms_and_closes_the_channel_otherwise(
     raw.send_frames(&[publish(2, "held"), header(2, 1000), body(2, &kb)]).await;
     let close = raw.expect_channel_close(2).await;
     assert_eq!(close.reply_code, 406, "{close:?}");
-    assert!(close.reply_text.as_str().contains("holds at most 4096 bytes"), "{close:?}");
+    assert!(close.reply_text.as_str().contains(&format!("holds at most {limit} bytes")), "{close:?}");
     healthy.check("a refused publish").await;
     // Consuming frees room: after getting one message, a 1000-byte publish fits again.
     raw.send_frames(&[get(1, "held")]).await;
@@ -1513,6 +1520,38 @@ async fn held_bytes_limit_nacks_under_confirms_and_closes_the_channel_otherwise(
     );
     raw.close().await;
     healthy.check("the limit").await;
+    broker.stop().await;
+}
+
+/// A flood of 1-byte messages is bounded by what each costs to hold, not only by its body: under
+/// a 64 KiB limit the broker takes exactly as many as their bookkeeping fits, then nacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_messages_are_bounded_by_their_bookkeeping_too() {
+    let limit = 64 * 1024;
+    let one = Message::new("".into(), "tiny".into(), Default::default(), vec![b't']).held;
+    assert!(one > 100, "a held message counts its bookkeeping, not only its 1-byte body: {one}");
+    let broker = start(Limits { max_held_bytes: limit, ..Limits::default() }).await;
+    let mut raw = Raw::handshake(broker.addr, 131_072, 0).await;
+    raw.open_channel(1).await;
+    raw.send_frames(&[confirm_select(1), declare(1, "tiny")]).await;
+    raw.expect_frame().await; // select-ok
+    raw.expect_frame().await; // declare-ok
+    let mut taken = 0;
+    for tag in 1..=(limit as u64) {
+        raw.send_frames(&[publish(1, "tiny"), header(1, 1), body(1, b"t")]).await;
+        match raw.expect_frame().await {
+            f if f == b(1, basic::AMQPMethod::Ack(basic::Ack { delivery_tag: tag, multiple: false })) => {
+                taken += 1
+            }
+            f => {
+                let nack = basic::Nack { delivery_tag: tag, multiple: false, requeue: false };
+                assert_eq!(f, b(1, basic::AMQPMethod::Nack(nack)), "publish {tag}");
+                break;
+            }
+        }
+    }
+    assert_eq!(taken, limit / one, "1-byte messages of {one} held bytes each under {limit}");
+    raw.close().await;
     broker.stop().await;
 }
 

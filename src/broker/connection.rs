@@ -756,18 +756,20 @@ impl Session<'_> {
         }
         let seq = c.publish_seq;
         let mandatory = inc.mandatory;
-        let msg = Message {
-            exchange: inc.exchange.clone(),
-            routing_key: inc.routing_key.clone(),
-            properties: inc.properties.unwrap_or_default(),
-            body: inc.body,
-        };
+        let msg = Message::new(
+            inc.exchange.clone(),
+            inc.routing_key.clone(),
+            inc.properties.unwrap_or_default(),
+            inc.body,
+        );
         // Kept for basic.return; cheap next to the body only when it is needed.
-        let returned = mandatory.then(|| Message {
-            exchange: msg.exchange.clone(),
-            routing_key: msg.routing_key.clone(),
-            properties: msg.properties.clone(),
-            body: msg.body.clone(),
+        let returned = mandatory.then(|| {
+            Message::new(
+                msg.exchange.clone(),
+                msg.routing_key.clone(),
+                msg.properties.clone(),
+                msg.body.clone(),
+            )
         });
         let routed = lock(&self.conn.core).publish(inc.exchange.as_str(), inc.routing_key.as_str(), msg);
         match routed {

@@ -52,7 +52,7 @@ pub struct Core {
     conns: HashMap<ConnId, ConnOut>,
     next_seq: u64,
     next_tag: u64,
-    /// Bytes of message bodies held: ready in queues plus delivered and unacked.
+    /// Memory held by messages (`Message::held`): ready in queues plus delivered and unacked.
     held_bytes: usize,
 }
 
@@ -159,7 +159,7 @@ impl Core {
                 Some(u.queue)
             }
             None => {
-                self.held_bytes -= u.ready.msg.body.len();
+                self.held_bytes -= u.ready.msg.held;
                 None
             }
         }
@@ -497,7 +497,7 @@ impl Core {
         if targets.is_empty() {
             return Ok(false);
         }
-        let size = msg.body.len() * targets.len();
+        let size = msg.held * targets.len();
         if self.held_bytes + size > self.limits.max_held_bytes {
             return Err(AmqpError::refused(format!(
                 // In bytes: a limit under 1 MiB read "at most 0 MiB".
@@ -509,7 +509,7 @@ impl Core {
         for name in &targets {
             self.next_seq += 1;
             let r = Ready { seq: self.next_seq, msg: Arc::clone(&msg), redelivered: false, deliveries: 0 };
-            self.held_bytes += msg.body.len();
+            self.held_bytes += msg.held;
             self.queues.get_mut(name).expect("routed to an existing queue").push(r);
             self.dispatch(name);
         }
@@ -536,7 +536,7 @@ impl Core {
         let msg = Arc::clone(&r.msg);
         let redelivered = r.redelivered;
         if no_ack {
-            self.held_bytes -= msg.body.len();
+            self.held_bytes -= msg.held;
         } else {
             chan.unacked.insert(tag, Unacked { queue: queue.to_string(), ready: r, consumer: None });
         }
@@ -553,7 +553,7 @@ impl Core {
     /// basic.ack; unknown tags are a channel error, as in RabbitMQ.
     pub fn ack(&mut self, conn: ConnId, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         for u in self.take_unacked(conn, ch, tag, multiple)? {
-            self.held_bytes -= u.ready.msg.body.len();
+            self.held_bytes -= u.ready.msg.held;
         }
         self.unblock_channel(conn, ch);
         Ok(())
@@ -574,7 +574,7 @@ impl Core {
             if requeue {
                 touched.extend(self.requeue(u));
             } else {
-                self.held_bytes -= u.ready.msg.body.len();
+                self.held_bytes -= u.ready.msg.held;
             }
         }
         self.unblock_channel(conn, ch);
@@ -706,7 +706,7 @@ impl Core {
             let msg = Arc::clone(&r.msg);
             let redelivered = r.redelivered;
             if c.no_ack {
-                self.held_bytes -= msg.body.len();
+                self.held_bytes -= msg.held;
             } else {
                 c.unacked += 1;
                 chan.unacked.insert(

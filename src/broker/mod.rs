@@ -38,7 +38,8 @@ pub struct Limits {
     pub channel_max: u16,
     pub frame_max: u32,
     pub max_message: usize,
-    /// Bytes of message bodies held (ready + unacked) across all queues.
+    /// Memory held by messages (ready + unacked) across all queues: bodies plus a few hundred
+    /// bytes of bookkeeping each (see `Message::held`).
     pub max_held_bytes: usize,
     pub max_queues: usize,
     /// Heartbeat the server proposes, in seconds.
@@ -149,6 +150,29 @@ pub struct Message {
     pub routing_key: ShortString,
     pub properties: BasicProperties,
     pub body: Vec<u8>,
+    /// What holding it costs in memory, counted against `Limits::max_held_bytes`: the body and
+    /// the bookkeeping around it, so that a flood of tiny messages is bounded too.
+    pub held: usize,
+}
+
+/// Memory a held message takes besides its body, names and properties: the message itself, its
+/// place in a queue and the allocations' headers.
+const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 96;
+
+impl Message {
+    pub fn new(
+        exchange: ShortString,
+        routing_key: ShortString,
+        properties: BasicProperties,
+        body: Vec<u8>,
+    ) -> Self {
+        let held = MESSAGE_OVERHEAD
+            + body.len()
+            + exchange.as_str().len()
+            + routing_key.as_str().len()
+            + frames::properties_heap_size(&properties);
+        Self { exchange, routing_key, properties, body, held }
+    }
 }
 
 /// What the core asks a connection's writer to send.

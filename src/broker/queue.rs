@@ -75,20 +75,20 @@ impl Queue {
     }
 
     pub fn push(&mut self, r: Ready) {
-        self.ready_bytes += r.msg.body.len();
+        self.ready_bytes += r.msg.held;
         self.ready.push_back(r);
     }
 
     pub fn pop(&mut self) -> Option<Ready> {
         let r = self.ready.pop_front()?;
-        self.ready_bytes -= r.msg.body.len();
+        self.ready_bytes -= r.msg.held;
         Some(r)
     }
 
     /// Put a message back at its original position (by publish order), flagged redelivered.
     pub fn requeue(&mut self, mut r: Ready) {
         r.redelivered = true;
-        self.ready_bytes += r.msg.body.len();
+        self.ready_bytes += r.msg.held;
         let at = self.ready.partition_point(|x| x.seq < r.seq);
         self.ready.insert(at, r);
     }
@@ -134,12 +134,7 @@ mod tests {
     use super::*;
 
     fn msg(seq: u64) -> Ready {
-        let m = Message {
-            exchange: "".into(),
-            routing_key: "q".into(),
-            properties: Default::default(),
-            body: vec![0; 3],
-        };
+        let m = Message::new("".into(), "q".into(), Default::default(), vec![0; 3]);
         Ready { seq, msg: Arc::new(m), redelivered: false, deliveries: 0 }
     }
 
@@ -155,6 +150,6 @@ mod tests {
         q.requeue(one);
         let order: Vec<(u64, bool)> = q.ready.iter().map(|r| (r.seq, r.redelivered)).collect();
         assert_eq!(order, [(1, true), (2, true), (3, false), (4, false)]);
-        assert_eq!(q.ready_bytes, 12);
+        assert_eq!(q.ready_bytes, 4 * q.ready[0].msg.held);
     }
 }
