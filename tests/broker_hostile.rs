@@ -1555,6 +1555,95 @@ async fn tiny_messages_are_bounded_by_their_bookkeeping_too() {
     broker.stop().await;
 }
 
+/// Sockets that never finish the handshake are limited too: with room for 1 connection and 2
+/// handshaking sockets, the fourth socket is closed at once, and a slot frees when one goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_beyond_the_handshake_allowance_are_closed() {
+    let broker = start(Limits { max_connections: 1, max_handshaking: 2, ..Limits::default() }).await;
+    let mut healthy = Healthy::open(&broker.url("guest", "guest")).await;
+    let idle = [Raw::connect(broker.addr).await, Raw::connect(broker.addr).await];
+    let mut extra = Raw::connect(broker.addr).await;
+    extra.send(HEADER).await;
+    assert!(extra.next().await.is_none(), "a socket beyond the allowance is closed without a word");
+    healthy.check("refusing a socket").await;
+    drop(idle);
+    // The broker sees the idle sockets close when it reads them; until then a new socket may
+    // still be turned away.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut again = Raw::connect(broker.addr).await;
+        again.send(HEADER).await;
+        match again.next().await {
+            Some(f)
+                if is_method(&f, 0, |c| {
+                    matches!(c, AMQPClass::Connection(connection::AMQPMethod::Start(_)))
+                }) =>
+            {
+                break;
+            }
+            Some(f) => panic!("expected connection.start, got {f:?}"),
+            None => assert!(Instant::now() < deadline, "no socket slot freed after the idle sockets closed"),
+        }
+    }
+    broker.stop().await;
+}
+
+/// A client that sends without reading what comes back is not read either once 4 MiB of replies
+/// wait for it (TCP back-pressure), so the broker's memory stays bounded; when the client reads,
+/// every reply arrives and the broker reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_replies_is_not_read_either() {
+    let broker = start(Limits::default()).await;
+    let mut healthy = Healthy::open(&broker.url("guest", "guest")).await;
+    let mut raw = Raw::handshake(broker.addr, 131_072, 0).await;
+    raw.open_channel(1).await;
+    let qos = encode(&[b(1, basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false }))]);
+    let qos_ok = encode(&[b(1, basic::AMQPMethod::QosOk(basic::QosOk {}))]);
+    // Up to 3 million requests (57 MB): far more than the broker lets wait plus what the
+    // sockets buffer. A write that cannot go on for half a second means the broker stopped reading.
+    let batch = qos.repeat(10_000);
+    let mut sent = 0usize;
+    'send: for _ in 0..300 {
+        let mut off = 0;
+        while off < batch.len() {
+            match tokio::time::timeout(Duration::from_millis(500), raw.stream.writable()).await {
+                Err(_) => {
+                    sent += off;
+                    break 'send;
+                }
+                Ok(_) => match raw.stream.try_write(&batch[off..]) {
+                    Ok(n) => off += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("write failed: {e}"),
+                },
+            }
+        }
+        sent += batch.len();
+    }
+    let requests = sent.div_ceil(qos.len());
+    assert!(requests < 1_000_000, "the broker read {requests} requests whose replies nobody read");
+    // Finish the request cut in half (it goes through once the broker reads again) while reading
+    // every reply: nothing is lost.
+    let tail = qos[sent % qos.len()..].to_vec();
+    let (mut rd, mut wr) = raw.stream.into_split();
+    let finish = tokio::spawn(async move {
+        if tail.len() < qos.len() {
+            wr.write_all(&tail).await.expect("the broker reads again");
+        }
+        wr
+    });
+    let mut got = Vec::with_capacity(requests * qos_ok.len());
+    while got.len() < requests * qos_ok.len() {
+        let read = tokio::time::timeout(WAIT, rd.read_buf(&mut got)).await;
+        assert!(matches!(read, Ok(Ok(n)) if n > 0), "replies stopped after {} bytes", got.len());
+    }
+    assert_eq!(got.len(), requests * qos_ok.len(), "one qos-ok per request, no more");
+    assert!(got.chunks(qos_ok.len()).all(|c| c == qos_ok), "every reply is a qos-ok");
+    let _wr = finish.await.expect("the last request was written");
+    healthy.check("a client that did not read").await;
+    broker.stop().await;
+}
+
 /// max_connections 2: the third connection is refused with 530 at connection.open; once one
 /// closes, a new one is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

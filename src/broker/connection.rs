@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{parse_amqplain, parse_plain, server_properties};
 use super::frames::{self, Parsed, basic as b};
 use super::writer;
-use super::{AmqpError, BrokerConfig, ConnId, ConnOut, ConnShared, Core, Message, Out, Scope};
+use super::{AmqpError, BrokerConfig, ConnId, ConnOut, ConnShared, Core, Message, Out, REPLIES_HIGH, Scope};
 
 /// The client must send its protocol header and finish the handshake in this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,6 +181,7 @@ impl Session<'_> {
             }
             self.buf.drain(..self.start);
             self.start = 0;
+            self.wait_for_replies_read(timeout).await?;
             if self.buf.capacity() - self.buf.len() < READ_CHUNK {
                 self.buf.reserve(READ_CHUNK);
             }
@@ -194,6 +195,33 @@ impl Session<'_> {
             };
             if !matches!(n, Ok(n) if n > 0) {
                 return Err(End::Quiet);
+            }
+        }
+    }
+
+    /// A client that keeps sending without reading what comes back is not read either, as TCP
+    /// back-pressure would do, until it has read most of it. One that stays stuck for the
+    /// heartbeat timeout is gone.
+    async fn wait_for_replies_read(&self, timeout: Option<Duration>) -> Result<(), End> {
+        let shared = &self.out.shared;
+        let drained = async {
+            loop {
+                let notified = shared.replies_drained.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if shared.replies.load(Ordering::Relaxed) <= REPLIES_HIGH
+                    || shared.writer_done.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, drained).await.map_err(|_| End::Quiet),
+            None => {
+                drained.await;
+                Ok(())
             }
         }
     }

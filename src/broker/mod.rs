@@ -42,6 +42,9 @@ pub struct Limits {
     /// bytes of bookkeeping each (see `Message::held`).
     pub max_held_bytes: usize,
     pub max_queues: usize,
+    /// Sockets still in the handshake, on top of `max_connections`: beyond them new sockets are
+    /// closed at once, so that idle sockets cannot pile up (each holds a buffer for up to 10 s).
+    pub max_handshaking: usize,
     /// Heartbeat the server proposes, in seconds.
     pub heartbeat: u16,
 }
@@ -55,6 +58,7 @@ impl Default for Limits {
             max_message: 16 << 20,
             max_held_bytes: 512 << 20,
             max_queues: 10_000,
+            max_handshaking: 64,
             heartbeat: 60,
         }
     }
@@ -117,20 +121,43 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let token = stop.clone();
     let task = tokio::spawn(async move {
         let next_id = AtomicU64::new(1);
+        let sockets = Arc::new(AtomicUsize::new(0));
+        let max_sockets = cfg.limits.max_connections + cfg.limits.max_handshaking;
         loop {
             tokio::select! {
                 () = token.cancelled() => break,
                 accepted = listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
+                    // Dropping the stream closes it: nothing can be said before the handshake.
+                    let Some(slot) = SocketSlot::take(&sockets, max_sockets) else { continue };
                     let _ = stream.set_nodelay(true);
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let conn = connection::Connection::new(id, peer, Arc::clone(&core), Arc::clone(&cfg), token.clone());
-                    tokio::spawn(conn.run(stream));
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        conn.run(stream).await;
+                    });
                 }
             }
         }
     });
     Ok(RunningBroker { addr, stop, task })
+}
+
+/// One open socket, counted from accept until its connection task ends.
+struct SocketSlot(Arc<AtomicUsize>);
+
+impl SocketSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Self(Arc::clone(open)))
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub type ConnId = u64;
@@ -200,6 +227,8 @@ pub enum Out {
     Frame(Box<amq_protocol::frame::AMQPFrame>),
     /// basic.return then the body (mandatory message that no queue took).
     Return { channel: u16, msg: Arc<Message> },
+    /// The writer's own heartbeat when the connection has been quiet.
+    Heartbeat,
     /// Write everything queued so far, then close the socket.
     Shutdown,
 }
@@ -209,6 +238,14 @@ pub enum Out {
 pub struct ConnShared {
     /// Bytes handed to the writer and not yet written: back-pressure for auto-ack consumers.
     pub pending: AtomicUsize,
+    /// Of those, bytes the client caused by what it sent (replies, confirms, returns, get-oks):
+    /// the reader stops reading while they are above REPLIES_HIGH, so a client that sends
+    /// without reading what comes back cannot grow the broker's memory without bound.
+    pub replies: AtomicUsize,
+    /// Signalled when `replies` falls to REPLIES_LOW, and when the writer stops.
+    pub replies_drained: tokio::sync::Notify,
+    /// The writer has stopped (the socket is closed or failed).
+    pub writer_done: std::sync::atomic::AtomicBool,
     pub frame_max: AtomicU32,
     /// Negotiated heartbeat in seconds (0: none).
     pub heartbeat: AtomicU32,
@@ -218,6 +255,10 @@ pub struct ConnShared {
 pub const HIGH_WATER: usize = 4 << 20;
 /// ...and resume once it is down to this.
 pub const LOW_WATER: usize = 1 << 20;
+/// The reader pauses while the client's unread replies exceed this...
+pub const REPLIES_HIGH: usize = 4 << 20;
+/// ...and reads again once they are down to this.
+pub const REPLIES_LOW: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ConnOut {
@@ -227,8 +268,25 @@ pub struct ConnOut {
 
 impl ConnOut {
     pub fn send(&self, out: Out) {
+        let reply = out.reply_bytes();
+        if reply > 0 {
+            self.shared.pending.fetch_add(reply, Ordering::Relaxed);
+            self.shared.replies.fetch_add(reply, Ordering::Relaxed);
+        }
         // A closed writer means the connection is going; the core hears of it separately.
         let _ = self.tx.send(out);
+    }
+}
+
+impl Out {
+    /// What this item adds to `ConnShared::replies` (deliveries are bounded by prefetch and
+    /// HIGH_WATER instead, and counted in `pending` by the core).
+    pub fn reply_bytes(&self) -> usize {
+        match self {
+            Out::Deliver { .. } | Out::Heartbeat | Out::Shutdown => 0,
+            Out::GetOk { msg, .. } | Out::Return { msg, .. } => msg.body.len() + 128,
+            Out::Frame(_) | Out::Cancel { .. } => 64,
+        }
     }
 }
 

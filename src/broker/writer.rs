@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::connection::lock;
 use super::frames::{self, basic as b};
-use super::{ConnId, ConnShared, Core, LOW_WATER, Out};
+use super::{ConnId, ConnShared, Core, LOW_WATER, Out, REPLIES_LOW};
 
 /// Serialise what the core and the session send, in order, batching writes; send heartbeats
 /// when idle; tell the core when a backed-up writer has drained.
@@ -34,7 +34,7 @@ pub(super) async fn write_loop(
             _ = tick.tick() => {
                 let hb = shared.heartbeat.load(Ordering::Relaxed);
                 if hb > 0 && last_write.elapsed() >= Duration::from_secs(u64::from(hb) / 2) {
-                    Some(Out::Frame(Box::new(AMQPFrame::Heartbeat)))
+                    Some(Out::Heartbeat)
                 } else {
                     continue;
                 }
@@ -44,6 +44,7 @@ pub(super) async fn write_loop(
         let frame_max = shared.frame_max.load(Ordering::Relaxed);
         let mut shutdown = false;
         let mut delivered = 0usize;
+        let mut replies = 0usize;
         let mut next = Some(first);
         while let Some(out) = next {
             match out {
@@ -53,6 +54,7 @@ pub(super) async fn write_loop(
                 }
                 other => {
                     delivered += delivered_bytes(&other);
+                    replies += other.reply_bytes();
                     buf = encode(other, buf, frame_max);
                 }
             }
@@ -65,16 +67,27 @@ pub(super) async fn write_loop(
             buf.clear();
             last_write = Instant::now();
         }
-        if delivered > 0 {
-            let before = shared.pending.fetch_sub(delivered, Ordering::Relaxed);
-            if before >= LOW_WATER && before - delivered < LOW_WATER {
+        if delivered + replies > 0 {
+            let before = shared.pending.fetch_sub(delivered + replies, Ordering::Relaxed);
+            debug_assert!(before >= delivered + replies, "pending counted what was never added");
+            if before >= LOW_WATER && before - delivered - replies < LOW_WATER {
                 lock(&core).writer_drained(id);
+            }
+        }
+        if replies > 0 {
+            let before = shared.replies.fetch_sub(replies, Ordering::Relaxed);
+            debug_assert!(before >= replies, "replies counted what was never added");
+            if before > REPLIES_LOW && before - replies <= REPLIES_LOW {
+                shared.replies_drained.notify_waiters();
             }
         }
         if shutdown {
             break;
         }
     }
+    // A reader paused for this writer must not wait for it any longer.
+    shared.writer_done.store(true, Ordering::Release);
+    shared.replies_drained.notify_waiters();
     let _ = wr.shutdown().await;
 }
 
@@ -131,6 +144,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
             let m = basic::Cancel { consumer_tag, nowait: true };
             frames::write(&frames::method(channel, b(basic::AMQPMethod::Cancel(m))), buf)
         }
+        Out::Heartbeat => frames::write(&AMQPFrame::Heartbeat, buf),
         Out::Shutdown => buf,
     }
 }
