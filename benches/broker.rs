@@ -12,8 +12,10 @@
 //! The embedded broker runs as `warren broker` in a process of its own, as RabbitMQ does, so both
 //! are measured the same way: CPU per message and resident memory from /proc. Each row runs
 //! WARREN_BENCH_ROUNDS times (default 3), the two brokers going first in turn; the medians are
-//! compared. WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks
-//! rows by name (e.g. "prefetch 1").
+//! compared. A last row, "prefetch 1 *", runs the prefetch 1 workload with a minimal client on
+//! amq-protocol's codec (raw_amqp/), which costs next to nothing next to lapin.
+//! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
+//! name (e.g. "prefetch 1,prefetch 1 *").
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -32,8 +34,11 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, PublisherConfirm};
 
 mod common;
+mod raw_amqp;
 
 const CONSUMERS: usize = 4;
+/// The prefetch 1 row again, with `raw_amqp`'s minimal client instead of lapin.
+const MINIMAL_ROW: &str = "prefetch 1 *";
 /// Publishes the producer keeps in flight.
 const WINDOW: usize = 256;
 
@@ -169,6 +174,44 @@ fn main() {
             ),
         }
     }
+    // The row lapin bounds most, again with a client that costs next to nothing.
+    if picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == MINIMAL_ROW)) {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let measure = |b: &Broker| {
+                let cpu = b.cpu();
+                let msg_per_s = rt.block_on(run_minimal(&b.url, n));
+                (msg_per_s, (b.cpu() - cpu) * 1e6 / n as f64)
+            };
+            if let Some(r) = rabbit.as_ref().filter(|_| round % 2 == 1) {
+                theirs.push(measure(r));
+            }
+            ours.push(measure(&embedded));
+            if let Some(r) = rabbit.as_ref().filter(|_| round % 2 == 0) {
+                theirs.push(measure(r));
+            }
+        }
+        let median_of = |runs: &mut Vec<(f64, f64)>| {
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            runs.get(runs.len() / 2).copied()
+        };
+        let ours = median_of(&mut ours).expect("at least one round");
+        match median_of(&mut theirs) {
+            Some(t) => println!(
+                "{:<14} {:>8.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>7.1} us vs {:>6.1} us   (minimal client: amq-protocol frames, no lapin)",
+                MINIMAL_ROW,
+                ours.0,
+                t.0,
+                ours.0 / t.0,
+                ours.1,
+                t.1
+            ),
+            None => println!(
+                "{:<14} {:>8.0} msg/s {:>14} {:>7}   {:>7.1} us {:>16}   (minimal client: amq-protocol frames, no lapin)",
+                MINIMAL_ROW, ours.0, "(not set)", "-", ours.1, ""
+            ),
+        }
+    }
     println!(
         "embedded broker resident memory: {} MiB at its peak, {} MiB now (RabbitMQ now: {})",
         embedded.memory_mib("VmHWM:").unwrap_or(0),
@@ -274,6 +317,46 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
         let _ = c.close(200, "bye".into()).await;
     }
     let _ = producer.close(200, "bye".into()).await;
+    n as f64 / took.as_secs_f64()
+}
+
+/// The prefetch 1 workload with the minimal client: 1 producer, 4 consumers, each on its own
+/// connection, 64-byte tasks, one ack per task.
+async fn run_minimal(url: &str, n: u64) -> f64 {
+    let queue = format!("warren.bench.minimal.{}", std::process::id());
+    let mut producer = raw_amqp::RawConn::open(url).await.expect("connect");
+    producer.declare(&queue).await.expect("declare");
+    let consumed = Arc::new(AtomicU64::new(0));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let conn = raw_amqp::RawConn::open(url).await.expect("connect");
+        let (consumed, done, queue) = (Arc::clone(&consumed), done_tx.clone(), queue.clone());
+        consumers.push(tokio::spawn(async move {
+            let _ = conn
+                .consume_prefetch_1(&queue, || {
+                    let total = consumed.fetch_add(1, Ordering::Relaxed) + 1;
+                    if total == n {
+                        let _ = done.try_send(());
+                    }
+                    total < n
+                })
+                .await;
+        }));
+    }
+    let start = Instant::now();
+    producer.publish(&queue, &[b'x'; 64], n).await.expect("publish");
+    tokio::time::timeout(Duration::from_secs(600), done_rx.recv()).await.expect("all consumed in time");
+    let took = start.elapsed();
+    // Consumers still waiting for a delivery are dropped, which closes their connections.
+    for c in consumers {
+        c.abort();
+    }
+    let lapin = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let ch = lapin.create_channel().await.expect("channel");
+    let _ = ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    let _ = lapin.close(200, "bye".into()).await;
+    drop(producer);
     n as f64 / took.as_secs_f64()
 }
 

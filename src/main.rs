@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         });
     }
     if let Some(warren::cli::Command::Broker(args)) = cli.command {
-        return run_async_on(Flavor::OneThread, async move {
+        return run_async(async move {
             match warren::serve::run(args).await {
                 Ok(()) => headless::EXIT_OK,
                 Err(e) => {
@@ -88,23 +88,7 @@ fn main() -> ExitCode {
 
 /// Run to completion on a multi-threaded runtime and turn the code into an exit status.
 fn run_async(work: impl std::future::Future<Output = u8>) -> ExitCode {
-    run_async_on(Flavor::Threads, work)
-}
-
-enum Flavor {
-    /// One worker per core: the TUI, its producer and consumers.
-    Threads,
-    /// Everything on the calling thread: the broker alone, whose work per message is a few
-    /// microseconds, spends less handing sockets between workers than it would gain from them.
-    OneThread,
-}
-
-fn run_async_on(flavor: Flavor, work: impl std::future::Future<Output = u8>) -> ExitCode {
-    let built = match flavor {
-        Flavor::Threads => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-        Flavor::OneThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-    };
-    let runtime = match built {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warren: cannot start the async runtime: {e}");
