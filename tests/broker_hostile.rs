@@ -1599,11 +1599,12 @@ async fn a_client_that_does_not_read_its_replies_is_not_read_either() {
     raw.open_channel(1).await;
     let qos = encode(&[b(1, basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false }))]);
     let qos_ok = encode(&[b(1, basic::AMQPMethod::QosOk(basic::QosOk {}))]);
-    // Up to 3 million requests (57 MB): far more than the broker lets wait plus what the
-    // sockets buffer. A write that cannot go on for half a second means the broker stopped reading.
+    // Up to 6 million requests (114 MB): far more than the broker lets wait (about 10k replies)
+    // plus what the two sockets buffer (tens of MB at most). A write that cannot go on for half a
+    // second means the broker stopped reading.
     let batch = qos.repeat(10_000);
     let mut sent = 0usize;
-    'send: for _ in 0..300 {
+    'send: for _ in 0..600 {
         let mut off = 0;
         while off < batch.len() {
             match tokio::time::timeout(Duration::from_millis(500), raw.stream.writable()).await {
@@ -1621,7 +1622,7 @@ async fn a_client_that_does_not_read_its_replies_is_not_read_either() {
         sent += batch.len();
     }
     let requests = sent.div_ceil(qos.len());
-    assert!(requests < 1_000_000, "the broker read {requests} requests whose replies nobody read");
+    assert!(requests < 3_000_000, "the broker read {requests} requests whose replies nobody read");
     // Finish the request cut in half (it goes through once the broker reads again) while reading
     // every reply: nothing is lost.
     let tail = qos[sent % qos.len()..].to_vec();

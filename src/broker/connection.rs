@@ -181,7 +181,7 @@ impl Session<'_> {
             }
             self.buf.drain(..self.start);
             self.start = 0;
-            self.wait_for_replies_read(timeout).await?;
+            replies_read(&self.out.shared, timeout).await.map_err(|()| End::Quiet)?;
             if self.buf.capacity() - self.buf.len() < READ_CHUNK {
                 self.buf.reserve(READ_CHUNK);
             }
@@ -195,33 +195,6 @@ impl Session<'_> {
             };
             if !matches!(n, Ok(n) if n > 0) {
                 return Err(End::Quiet);
-            }
-        }
-    }
-
-    /// A client that keeps sending without reading what comes back is not read either, as TCP
-    /// back-pressure would do, until it has read most of it. One that stays stuck for the
-    /// heartbeat timeout is gone.
-    async fn wait_for_replies_read(&self, timeout: Option<Duration>) -> Result<(), End> {
-        let shared = &self.out.shared;
-        let drained = async {
-            loop {
-                let notified = shared.replies_drained.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if shared.replies.load(Ordering::Relaxed) <= REPLIES_HIGH
-                    || shared.writer_done.load(Ordering::Acquire)
-                {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        match timeout {
-            Some(t) => tokio::time::timeout(t, drained).await.map_err(|_| End::Quiet),
-            None => {
-                drained.await;
-                Ok(())
             }
         }
     }
@@ -824,6 +797,37 @@ impl Session<'_> {
     }
 }
 
+/// A client that keeps sending without reading what comes back is not read either, as TCP
+/// back-pressure would do: this waits until its unread replies are back under REPLIES_HIGH (or
+/// its writer stopped). One that reads nothing at all for `timeout` (the heartbeat timeout) is
+/// gone (`Err`); one that reads slowly is waited for, however long: its heartbeats queue behind
+/// the unread replies, so progress is the sign of life.
+async fn replies_read(shared: &ConnShared, timeout: Option<Duration>) -> Result<(), ()> {
+    let mut left = shared.replies.load(Ordering::Relaxed);
+    loop {
+        let notified = shared.replies_drained.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.replies.load(Ordering::Relaxed) <= REPLIES_HIGH
+            || shared.writer_done.load(Ordering::Acquire)
+        {
+            return Ok(());
+        }
+        match timeout {
+            None => notified.await,
+            Some(t) => {
+                if tokio::time::timeout(t, notified).await.is_err() {
+                    let now = shared.replies.load(Ordering::Relaxed);
+                    if now >= left {
+                        return Err(());
+                    }
+                    left = now;
+                }
+            }
+        }
+    }
+}
+
 fn unexpected(what: &str) -> End {
     End::Error(AmqpError::connection(503, format!("COMMAND_INVALID - expected {what}")), 10, 0)
 }
@@ -848,10 +852,63 @@ fn short(text: &str) -> ShortString {
 
 #[cfg(test)]
 mod tests {
+    use super::super::REPLIES_LOW;
     use super::*;
 
     #[test]
     fn short_strings_are_cut_on_a_char_boundary() {
         assert_eq!(short(&"é".repeat(200)).as_str().len(), 254);
+    }
+
+    /// Unread replies over the limit, with a paused reader waiting on them.
+    fn paused_reader(timeout: Duration) -> (Arc<ConnShared>, tokio::task::JoinHandle<Result<(), ()>>) {
+        let shared = Arc::new(ConnShared::default());
+        shared.replies.store(5 << 20, Ordering::Relaxed);
+        let waiting = Arc::clone(&shared);
+        (shared, tokio::spawn(async move { replies_read(&waiting, Some(timeout)).await }))
+    }
+
+    async fn let_it_run() {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_paused_for_a_slow_client_waits_while_the_client_reads() {
+        let (shared, reader) = paused_reader(Duration::from_secs(2));
+        let_it_run().await;
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        shared.replies.store(9 << 19, Ordering::Relaxed); // the client read half a MiB
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        let_it_run().await;
+        assert!(
+            !reader.is_finished(),
+            "a client that reads, slowly, is not dropped at the heartbeat timeout"
+        );
+        // The writer drains the rest and says so.
+        shared.replies.store(REPLIES_LOW, Ordering::Relaxed);
+        shared.replies_drained.notify_waiters();
+        assert_eq!(reader.await.expect("no panic"), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_paused_for_a_client_that_reads_nothing_gives_up_at_the_timeout() {
+        let (_shared, reader) = paused_reader(Duration::from_secs(2));
+        let_it_run().await;
+        tokio::time::advance(Duration::from_millis(1900)).await;
+        let_it_run().await;
+        assert!(!reader.is_finished(), "not before the timeout");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(reader.await.expect("no panic"), Err(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_reader_goes_on_when_the_writer_stops() {
+        let (shared, reader) = paused_reader(Duration::from_secs(60));
+        let_it_run().await;
+        shared.writer_done.store(true, Ordering::Release);
+        shared.replies_drained.notify_waiters();
+        assert_eq!(reader.await.expect("no panic"), Ok(()));
     }
 }

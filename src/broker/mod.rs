@@ -122,7 +122,7 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let task = tokio::spawn(async move {
         let next_id = AtomicU64::new(1);
         let sockets = Arc::new(AtomicUsize::new(0));
-        let max_sockets = cfg.limits.max_connections + cfg.limits.max_handshaking;
+        let max_sockets = cfg.limits.max_connections.saturating_add(cfg.limits.max_handshaking);
         loop {
             tokio::select! {
                 () = token.cancelled() => break,
@@ -278,14 +278,19 @@ impl ConnOut {
     }
 }
 
+/// An item in a writer's queue, with the queue's own bookkeeping and the allocator's.
+const QUEUED_ITEM: usize = std::mem::size_of::<Out>() + 32;
+
 impl Out {
     /// What this item adds to `ConnShared::replies` (deliveries are bounded by prefetch and
     /// HIGH_WATER instead, and counted in `pending` by the core).
     pub fn reply_bytes(&self) -> usize {
         match self {
             Out::Deliver { .. } | Out::Heartbeat | Out::Shutdown => 0,
-            Out::GetOk { msg, .. } | Out::Return { msg, .. } => msg.body.len() + 128,
-            Out::Frame(_) | Out::Cancel { .. } => 64,
+            // What the queued item holds: itself, and the message or frame it points to.
+            Out::GetOk { msg, .. } | Out::Return { msg, .. } => QUEUED_ITEM + msg.held,
+            Out::Frame(_) => QUEUED_ITEM + std::mem::size_of::<amq_protocol::frame::AMQPFrame>() + 64,
+            Out::Cancel { consumer_tag, .. } => QUEUED_ITEM + consumer_tag.as_str().len(),
         }
     }
 }

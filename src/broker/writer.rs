@@ -25,6 +25,7 @@ pub(super) async fn write_loop(
     core: Arc<Mutex<Core>>,
     id: ConnId,
 ) {
+    let _done = WriterDone(Arc::clone(&shared));
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_write = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -85,10 +86,18 @@ pub(super) async fn write_loop(
             break;
         }
     }
-    // A reader paused for this writer must not wait for it any longer.
-    shared.writer_done.store(true, Ordering::Release);
-    shared.replies_drained.notify_waiters();
     let _ = wr.shutdown().await;
+}
+
+/// Tells a reader paused for this writer that it stopped, however it stops: returning,
+/// panicking or being aborted.
+struct WriterDone(Arc<ConnShared>);
+
+impl Drop for WriterDone {
+    fn drop(&mut self) {
+        self.0.writer_done.store(true, Ordering::Release);
+        self.0.replies_drained.notify_waiters();
+    }
 }
 
 /// What `Core::dispatch` added to `pending` for this item.
