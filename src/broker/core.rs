@@ -715,7 +715,6 @@ impl Core {
                 );
             }
             if let Some(out) = self.conns.get(&key.conn) {
-                out.shared.pending.fetch_add(msg.body.len() + 64, Ordering::Relaxed);
                 out.send(Out::Deliver {
                     channel: key.channel,
                     consumer_tag: key.tag,

@@ -4,7 +4,6 @@
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame, parse_frame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
-
 use amq_protocol::types::generation::gen_field_table;
 
 use super::{AmqpError, Message};

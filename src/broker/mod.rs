@@ -267,10 +267,14 @@ pub struct ConnOut {
 }
 
 impl ConnOut {
+    /// Queue `out` for the writer, counting what it holds in `pending` (and `replies`); the
+    /// writer takes the same amounts off once it is written.
     pub fn send(&self, out: Out) {
-        let reply = out.reply_bytes();
+        let (pending, reply) = (out.pending_bytes(), out.reply_bytes());
+        if pending > 0 {
+            self.shared.pending.fetch_add(pending, Ordering::Relaxed);
+        }
         if reply > 0 {
-            self.shared.pending.fetch_add(reply, Ordering::Relaxed);
             self.shared.replies.fetch_add(reply, Ordering::Relaxed);
         }
         // A closed writer means the connection is going; the core hears of it separately.
@@ -282,8 +286,17 @@ impl ConnOut {
 const QUEUED_ITEM: usize = std::mem::size_of::<Out>() + 32;
 
 impl Out {
+    /// What this item adds to `ConnShared::pending`, the unwritten bytes that hold auto-ack
+    /// consumers back: a delivery its body and frame headers, anything else its reply size.
+    pub fn pending_bytes(&self) -> usize {
+        match self {
+            Out::Deliver { msg, .. } => msg.body.len() + 64,
+            other => other.reply_bytes(),
+        }
+    }
+
     /// What this item adds to `ConnShared::replies` (deliveries are bounded by prefetch and
-    /// HIGH_WATER instead, and counted in `pending` by the core).
+    /// HIGH_WATER instead).
     pub fn reply_bytes(&self) -> usize {
         match self {
             Out::Deliver { .. } | Out::Heartbeat | Out::Shutdown => 0,

@@ -44,8 +44,7 @@ pub(super) async fn write_loop(
         let Some(first) = first else { break };
         let frame_max = shared.frame_max.load(Ordering::Relaxed);
         let mut shutdown = false;
-        let mut delivered = 0usize;
-        let mut replies = 0usize;
+        let (mut pending, mut replies) = (0usize, 0usize);
         let mut next = Some(first);
         while let Some(out) = next {
             match out {
@@ -54,7 +53,7 @@ pub(super) async fn write_loop(
                     break;
                 }
                 other => {
-                    delivered += delivered_bytes(&other);
+                    pending += other.pending_bytes();
                     replies += other.reply_bytes();
                     buf = encode(other, buf, frame_max);
                 }
@@ -68,10 +67,10 @@ pub(super) async fn write_loop(
             buf.clear();
             last_write = Instant::now();
         }
-        if delivered + replies > 0 {
-            let before = shared.pending.fetch_sub(delivered + replies, Ordering::Relaxed);
-            debug_assert!(before >= delivered + replies, "pending counted what was never added");
-            if before >= LOW_WATER && before - delivered - replies < LOW_WATER {
+        if pending > 0 {
+            let before = shared.pending.fetch_sub(pending, Ordering::Relaxed);
+            debug_assert!(before >= pending, "pending counted what was never added");
+            if before >= LOW_WATER && before - pending < LOW_WATER {
                 lock(&core).writer_drained(id);
             }
         }
@@ -97,14 +96,6 @@ impl Drop for WriterDone {
     fn drop(&mut self) {
         self.0.writer_done.store(true, Ordering::Release);
         self.0.replies_drained.notify_waiters();
-    }
-}
-
-/// What `Core::dispatch` added to `pending` for this item.
-fn delivered_bytes(out: &Out) -> usize {
-    match out {
-        Out::Deliver { msg, .. } => msg.body.len() + 64,
-        _ => 0,
     }
 }
 
