@@ -37,8 +37,6 @@ mod common;
 mod raw_amqp;
 
 const CONSUMERS: usize = 4;
-/// The prefetch 1 row again, with `raw_amqp`'s minimal client instead of lapin.
-const MINIMAL_ROW: &str = "prefetch 1 *";
 /// Publishes the producer keeps in flight.
 const WINDOW: usize = 256;
 
@@ -46,6 +44,9 @@ const WINDOW: usize = 256;
 enum Row {
     AutoAck,
     Prefetch(u16),
+    /// Prefetch 1 again with `raw_amqp`'s minimal client instead of lapin: the row lapin bounds
+    /// most, with a client that costs next to nothing.
+    Minimal,
 }
 
 impl Row {
@@ -53,6 +54,7 @@ impl Row {
         match self {
             Row::AutoAck => "auto-ack".into(),
             Row::Prefetch(n) => format!("prefetch {n}"),
+            Row::Minimal => "prefetch 1 *".into(),
         }
     }
 }
@@ -108,7 +110,7 @@ fn start_embedded() -> (Embedded, Broker) {
 struct Run {
     msg_per_s: f64,
     broker_us_per_msg: f64,
-    /// This process: the producer's and the consumers' lapin connections.
+    /// This process: the producer's and the consumers' connections.
     client_us_per_msg: f64,
 }
 
@@ -130,8 +132,10 @@ fn main() {
         "", "embedded", "RabbitMQ", "ratio", "broker CPU per message", "client CPU per message"
     );
     let picked = std::env::var("WARREN_BENCH_ROWS").ok();
-    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100)] {
-        if picked.as_deref().is_some_and(|p| !p.split(',').any(|name| name.trim() == row.name())) {
+    let wanted =
+        |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
+    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::Minimal] {
+        if !wanted(row) {
             continue;
         }
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -174,43 +178,8 @@ fn main() {
             ),
         }
     }
-    // The row lapin bounds most, again with a client that costs next to nothing.
-    if picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == MINIMAL_ROW)) {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let measure = |b: &Broker| {
-                let cpu = b.cpu();
-                let msg_per_s = rt.block_on(run_minimal(&b.url, n));
-                (msg_per_s, (b.cpu() - cpu) * 1e6 / n as f64)
-            };
-            if let Some(r) = rabbit.as_ref().filter(|_| round % 2 == 1) {
-                theirs.push(measure(r));
-            }
-            ours.push(measure(&embedded));
-            if let Some(r) = rabbit.as_ref().filter(|_| round % 2 == 0) {
-                theirs.push(measure(r));
-            }
-        }
-        let median_of = |runs: &mut Vec<(f64, f64)>| {
-            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-            runs.get(runs.len() / 2).copied()
-        };
-        let ours = median_of(&mut ours).expect("at least one round");
-        match median_of(&mut theirs) {
-            Some(t) => println!(
-                "{:<14} {:>8.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>7.1} us vs {:>6.1} us   (minimal client: amq-protocol frames, no lapin)",
-                MINIMAL_ROW,
-                ours.0,
-                t.0,
-                ours.0 / t.0,
-                ours.1,
-                t.1
-            ),
-            None => println!(
-                "{:<14} {:>8.0} msg/s {:>14} {:>7}   {:>7.1} us {:>16}   (minimal client: amq-protocol frames, no lapin)",
-                MINIMAL_ROW, ours.0, "(not set)", "-", ours.1, ""
-            ),
-        }
+    if wanted(Row::Minimal) {
+        println!("* the prefetch 1 workload with a minimal client: amq-protocol frames, no lapin");
     }
     println!(
         "embedded broker resident memory: {} MiB at its peak, {} MiB now (RabbitMQ now: {})",
@@ -225,7 +194,10 @@ fn main() {
 
 fn measure(rt: &tokio::runtime::Runtime, broker: &Broker, row: Row, n: u64) -> Run {
     let (cpu, client_cpu) = (broker.cpu(), common::cpu_seconds("/proc/self/stat"));
-    let msg_per_s = rt.block_on(run(&broker.url, row, n));
+    let msg_per_s = match row {
+        Row::Minimal => rt.block_on(run_minimal(&broker.url, n)),
+        _ => rt.block_on(run(&broker.url, row, n)),
+    };
     let per_msg = |seconds: f64| seconds * 1e6 / n as f64;
     Run {
         msg_per_s,
