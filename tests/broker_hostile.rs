@@ -1810,3 +1810,115 @@ async fn many_hostile_connections_at_once_leave_a_healthy_one_alone() {
     fresh_roundtrip(&broker.url("guest", "guest")).await.expect("a fresh connection works");
     broker.stop().await;
 }
+
+/// What a lapin call refused with: the reply code and text of the channel's close.
+fn refusal<T: std::fmt::Debug>(what: &str, r: lapin::Result<T>) -> (u16, String) {
+    match r {
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => (amqp.get_id(), amqp.get_message().to_string()),
+            other => panic!("{what}: refused with {other:?}, not a protocol error"),
+        },
+        Ok(v) => panic!("{what}: accepted ({v:?}), past its limit"),
+    }
+}
+
+/// Queues, exchanges, bindings and consumers are each capped: the one past the limit is refused
+/// with 406 and words that say what to do; the connection stays open, and freeing one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_past_each_count_limit_is_refused_and_freeing_one_makes_room() {
+    use lapin::options::{
+        BasicCancelOptions, BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+        QueueBindOptions, QueueDeleteOptions,
+    };
+    let limits =
+        Limits { max_queues: 2, max_exchanges: 2, max_bindings: 2, max_consumers: 2, ..Limits::default() };
+    let broker = start(limits).await;
+    let conn =
+        lapin::Connection::connect(&broker.url("guest", "guest"), lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+    let no_args = FieldTable::default;
+    let expect_full = |(code, text): (u16, String), what: &str| {
+        assert_eq!(code, 406, "{what}: {text}");
+        assert!(text.contains(&format!("holds at most 2 {what}")), "{what}: {text}");
+    };
+
+    // Queues.
+    let ch = conn.create_channel().await.expect("channel");
+    for q in ["q1", "q2"] {
+        ch.queue_declare(q.into(), QueueDeclareOptions::default(), no_args()).await.expect("declare");
+    }
+    let third = ch.queue_declare("q3".into(), QueueDeclareOptions::default(), no_args()).await;
+    expect_full(refusal("a third queue", third), "queues");
+
+    // Exchanges: the built-in ones do not count.
+    let ch = conn.create_channel().await.expect("channel");
+    let x = |name: &'static str| {
+        let ch = ch.clone();
+        async move {
+            ch.exchange_declare(
+                name.into(),
+                lapin::ExchangeKind::Direct,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+        }
+    };
+    x("x1").await.expect("declare x1");
+    x("x2").await.expect("declare x2");
+    expect_full(refusal("a third exchange", x("x3").await), "exchanges");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.exchange_delete("x2".into(), ExchangeDeleteOptions::default()).await.expect("delete x2");
+    ch.exchange_declare(
+        "x3".into(),
+        lapin::ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        no_args(),
+    )
+    .await
+    .expect("a deleted exchange makes room");
+
+    // Bindings: binding the same key again is not a new binding.
+    let bind = |key: &'static str| {
+        let ch = ch.clone();
+        async move {
+            ch.queue_bind(
+                "q1".into(),
+                "amq.direct".into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+        }
+    };
+    bind("a").await.expect("bind a");
+    bind("b").await.expect("bind b");
+    bind("a").await.expect("binding a again is the same binding");
+    expect_full(refusal("a third binding", bind("c").await), "bindings");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_unbind("q1".into(), "amq.direct".into(), "a".into(), no_args()).await.expect("unbind a");
+    ch.queue_bind("q1".into(), "amq.direct".into(), "c".into(), QueueBindOptions::default(), no_args())
+        .await
+        .expect("an unbound key makes room");
+
+    // Consumers, across channels.
+    let consume = |ch: lapin::Channel, tag: &'static str| async move {
+        ch.basic_consume("q2".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await
+    };
+    let other = conn.create_channel().await.expect("channel");
+    // Kept: lapin cancels a consumer it drops.
+    let _c1 = consume(ch.clone(), "c1").await.expect("consume c1");
+    let _c2 = consume(other.clone(), "c2").await.expect("consume c2");
+    expect_full(refusal("a third consumer", consume(ch.clone(), "c3").await), "consumers");
+    other.basic_cancel("c2".into(), BasicCancelOptions::default()).await.expect("cancel c2");
+    let _c3 = consume(other.clone(), "c3").await.expect("a cancelled consumer makes room");
+
+    // A deleted queue frees its place (and its binding and consumer with it).
+    other.queue_delete("q1".into(), QueueDeleteOptions::default()).await.expect("delete q1");
+    other.queue_declare("q3".into(), QueueDeclareOptions::default(), no_args()).await.expect("room for q3");
+    assert!(conn.status().connected(), "channel errors left the connection open");
+    conn.close(200, "bye".into()).await.expect("close");
+    broker.stop().await;
+}

@@ -14,6 +14,14 @@ use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message
 
 type ChanKey = (ConnId, u16);
 
+/// Exchanges every vhost has, which cannot be deleted: the default exchange and amq.*.
+const BUILT_IN_EXCHANGES: [(&str, Kind); 4] = [
+    ("", Kind::Direct),
+    ("amq.direct", Kind::Direct),
+    ("amq.fanout", Kind::Fanout),
+    ("amq.topic", Kind::Topic),
+];
+
 /// A delivery the client has not acked yet.
 #[derive(Debug, Clone)]
 struct Unacked {
@@ -74,10 +82,7 @@ pub type DeclareOk = (String, u32, u32);
 impl Core {
     pub fn new(limits: Limits) -> Self {
         let mut exchanges = HashMap::new();
-        exchanges.insert(String::new(), Exchange::new(Kind::Direct, true, false, false));
-        for (name, kind) in
-            [("amq.direct", Kind::Direct), ("amq.fanout", Kind::Fanout), ("amq.topic", Kind::Topic)]
-        {
+        for (name, kind) in BUILT_IN_EXCHANGES {
             exchanges.insert(name.to_string(), Exchange::new(kind, true, false, false));
         }
         Self {
@@ -98,6 +103,16 @@ impl Core {
 
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// Counted when asked (on bind, rarely): a running count could drift from the bindings that
+    /// queue and exchange deletions remove.
+    fn binding_count(&self) -> usize {
+        self.exchanges.values().map(|x| x.bindings.len()).sum()
+    }
+
+    fn consumer_count(&self) -> usize {
+        self.queues.values().map(Queue::consumer_count).sum()
     }
 
     pub fn register_connection(&mut self, id: ConnId, out: ConnOut) {
@@ -238,6 +253,9 @@ impl Core {
                 ),
             ));
         };
+        if self.exchanges.len() - BUILT_IN_EXCHANGES.len() >= self.limits.max_exchanges {
+            return Err(full(self.limits.max_exchanges, "exchanges", "delete some"));
+        }
         self.exchanges.insert(name.to_string(), Exchange::new(k, durable, auto_delete, internal));
         Ok(())
     }
@@ -315,13 +333,7 @@ impl Core {
             ));
         }
         if self.queues.len() >= self.limits.max_queues {
-            return Err(err(
-                406,
-                format!(
-                    "PRECONDITION_FAILED - the embedded broker holds at most {} queues",
-                    self.limits.max_queues
-                ),
-            ));
+            return Err(full(self.limits.max_queues, "queues", "delete some"));
         }
         let owner = exclusive.then_some(conn);
         self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, arguments.clone(), kind));
@@ -340,8 +352,12 @@ impl Core {
             return Err(err(403, "ACCESS_REFUSED - operation not permitted on the default exchange"));
         }
         self.queue_for(conn, queue)?;
-        let Some(x) = self.exchanges.get_mut(exchange) else { return Err(not_found_exchange(exchange)) };
+        let Some(x) = self.exchanges.get(exchange) else { return Err(not_found_exchange(exchange)) };
         let b = Binding { queue: queue.to_string(), key: key.to_string() };
+        if bind && !x.bindings.contains(&b) && self.binding_count() >= self.limits.max_bindings {
+            return Err(full(self.limits.max_bindings, "bindings", "unbind some"));
+        }
+        let x = self.exchanges.get_mut(exchange).expect("looked up above");
         if bind {
             x.bindings.insert(b);
         } else {
@@ -431,6 +447,9 @@ impl Core {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
         let quorum = q.kind == QueueType::Quorum;
+        if self.consumer_count() >= self.limits.max_consumers {
+            return Err(full(self.limits.max_consumers, "consumers", "cancel some"));
+        }
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
             format!("amq.ctag-warren-{}", self.next_tag).into()
@@ -726,6 +745,11 @@ impl Core {
             }
         }
     }
+}
+
+/// A count limit reached: a channel error that says what to do, like the held-bytes limit.
+fn full(max: usize, what: &str, remedy: &str) -> AmqpError {
+    err(406, format!("PRECONDITION_FAILED - the embedded broker holds at most {max} {what}: {remedy} first"))
 }
 
 fn locked(name: &str) -> AmqpError {

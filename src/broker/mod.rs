@@ -42,6 +42,12 @@ pub struct Limits {
     /// bytes of bookkeeping each (see `Message::held`).
     pub max_held_bytes: usize,
     pub max_queues: usize,
+    /// Exchanges a client may declare, on top of the built-in ones.
+    pub max_exchanges: usize,
+    /// Bindings across all exchanges.
+    pub max_bindings: usize,
+    /// Consumers across all channels.
+    pub max_consumers: usize,
     /// Sockets still in the handshake, on top of `max_connections`: beyond them new sockets are
     /// closed at once, so that idle sockets cannot pile up (each holds a buffer for up to 10 s).
     pub max_handshaking: usize,
@@ -58,6 +64,9 @@ impl Default for Limits {
             max_message: 16 << 20,
             max_held_bytes: 512 << 20,
             max_queues: 10_000,
+            max_exchanges: 10_000,
+            max_bindings: 100_000,
+            max_consumers: 100_000,
             max_handshaking: 64,
             heartbeat: 60,
         }
