@@ -13,7 +13,8 @@
 //! are measured the same way: CPU per message and resident memory from /proc. Each row runs
 //! WARREN_BENCH_ROUNDS times (default 3), the two brokers going first in turn; the medians are
 //! compared. A last row, "prefetch 1 *", runs the prefetch 1 workload with a minimal client on
-//! amq-protocol's codec (raw_amqp/), which costs next to nothing next to lapin.
+//! amq-protocol's codec (raw_amqp/), which costs next to nothing next to lapin. Last, for each
+//! row, the broker CPU per message that 3x RabbitMQ's rate would leave beside the client's.
 //! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
 //! name (e.g. "prefetch 1,prefetch 1 *").
 
@@ -131,6 +132,7 @@ fn main() {
         "{:<14} {:>14} {:>14} {:>7}   {:>24}   {:>24}",
         "", "embedded", "RabbitMQ", "ratio", "broker CPU per message", "client CPU per message"
     );
+    let mut budgets = Vec::new();
     let picked = std::env::var("WARREN_BENCH_ROWS").ok();
     let wanted =
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
@@ -154,6 +156,9 @@ fn main() {
             }
         }
         let ours = median(&ours);
+        if !theirs.is_empty() {
+            budgets.push((row, ours, budget_for_3x(ours, median(&theirs))));
+        }
         match (theirs.is_empty(), median(&theirs)) {
             (false, t) => println!(
                 "{:<14} {:>8.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>7.1} us vs {:>6.1} us   {:>7.1} us vs {:>6.1} us",
@@ -181,6 +186,16 @@ fn main() {
     if wanted(Row::Minimal) {
         println!("* the prefetch 1 workload with a minimal client: amq-protocol frames, no lapin");
     }
+    if !budgets.is_empty() {
+        println!(
+            "broker CPU per message left for 3x RabbitMQ's rate on {} cores, beside what the client \
+             spent with the embedded broker (cores / (3 x RabbitMQ msg/s) - client CPU per message):",
+            cores()
+        );
+        for (row, ours, budget) in budgets {
+            println!("  {:<14} {:>6.1} us, spent {:.1} us", row.name(), budget, ours.broker_us_per_msg);
+        }
+    }
     println!(
         "embedded broker resident memory: {} MiB at its peak, {} MiB now (RabbitMQ now: {})",
         embedded.memory_mib("VmHWM:").unwrap_or(0),
@@ -204,6 +219,18 @@ fn measure(rt: &tokio::runtime::Runtime, broker: &Broker, row: Row, n: u64) -> R
         broker_us_per_msg: per_msg(broker.cpu() - cpu),
         client_us_per_msg: per_msg(common::cpu_seconds("/proc/self/stat") - client_cpu),
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The broker CPU per message the embedded run could have spent and still reached 3x
+/// RabbitMQ's rate, if broker and client kept every core busy: the rows are CPU-bound on a small
+/// machine, so this says how much of a row's gap the broker could still close, and how much the
+/// client's own cost rules out whatever the broker does (a negative budget).
+fn budget_for_3x(ours: Run, theirs: Run) -> f64 {
+    cores() as f64 * 1e6 / (3.0 * theirs.msg_per_s) - ours.client_us_per_msg
 }
 
 /// The run with the median msg/s (its CPU figure with it).
