@@ -1903,21 +1903,49 @@ async fn declaring_past_each_count_limit_is_refused_and_freeing_one_makes_room()
         .await
         .expect("an unbound key makes room");
 
-    // Consumers, across channels.
+    // Consumers, across channels. Each refusal goes to a channel of its own: a refused channel
+    // closes, and its consumers with it.
     let consume = |ch: lapin::Channel, tag: &'static str| async move {
         ch.basic_consume("q2".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await
+    };
+    let refused_consume = |tag: &'static str| {
+        let conn = &conn;
+        async move {
+            let throwaway = conn.create_channel().await.expect("channel");
+            refusal("a third consumer", consume(throwaway, tag).await)
+        }
     };
     let other = conn.create_channel().await.expect("channel");
     // Kept: lapin cancels a consumer it drops.
     let _c1 = consume(ch.clone(), "c1").await.expect("consume c1");
     let _c2 = consume(other.clone(), "c2").await.expect("consume c2");
-    expect_full(refusal("a third consumer", consume(ch.clone(), "c3").await), "consumers");
+    expect_full(refused_consume("c3").await, "consumers");
+    expect_full(refused_consume("c3").await, "consumers");
     other.basic_cancel("c2".into(), BasicCancelOptions::default()).await.expect("cancel c2");
     let _c3 = consume(other.clone(), "c3").await.expect("a cancelled consumer makes room");
+    expect_full(refused_consume("c4").await, "consumers");
 
-    // A deleted queue frees its place (and its binding and consumer with it).
+    // A deleted queue frees its place, its bindings and its consumers: q1 holds both bindings,
+    // q2 both consumers.
     other.queue_delete("q1".into(), QueueDeleteOptions::default()).await.expect("delete q1");
     other.queue_declare("q3".into(), QueueDeclareOptions::default(), no_args()).await.expect("room for q3");
+    for key in ["d", "e"] {
+        other
+            .queue_bind("q3".into(), "amq.direct".into(), key.into(), QueueBindOptions::default(), no_args())
+            .await
+            .expect("q1's bindings went with it");
+    }
+    other.queue_delete("q2".into(), QueueDeleteOptions::default()).await.expect("delete q2");
+    let consume_q3 = |tag: &'static str| {
+        let other = other.clone();
+        async move {
+            other
+                .basic_consume("q3".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
+                .await
+        }
+    };
+    let _c5 = consume_q3("c5").await.expect("q2's consumers went with it");
+    let _c6 = consume_q3("c6").await.expect("q2's consumers went with it");
     assert!(conn.status().connected(), "channel errors left the connection open");
     conn.close(200, "bye".into()).await.expect("close");
     broker.stop().await;

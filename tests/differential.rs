@@ -1,6 +1,7 @@
 //! The same scripted workloads on RabbitMQ and on the embedded broker, compared delivery by
 //! delivery: which consumer got which task, in which order, with which redelivered flag.
 //! Acks are scripted, so dispatch decisions do not depend on timing.
+//! Last, one topology rule checked the same way on both: auto-delete exchanges.
 
 mod common;
 
@@ -227,4 +228,95 @@ async fn a_killed_consumers_tasks_are_redelivered_in_their_original_order() {
         s(1, "t5", false),
     ];
     compare("kill_and_redeliver", 2, false, 2, &steps, &want).await;
+}
+
+/// An auto-delete exchange outlives having no bindings yet, and goes with its last binding,
+/// whether that is unbound or goes with its queue: the same on both brokers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_delete_exchange_goes_with_its_last_binding() {
+    on_every_broker!("an_auto_delete_exchange_goes_with_its_last_binding", auto_delete_exchange_on);
+}
+
+async fn auto_delete_exchange_on(url: &str) {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
+    let conn = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let x = common::unique_queue("auto-delete-x");
+    let auto_delete = ExchangeDeclareOptions { auto_delete: true, ..Default::default() };
+    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+    let declare = |ch: Channel, options| {
+        let x = x.clone();
+        async move {
+            ch.exchange_declare(
+                x.as_str().into(),
+                lapin::ExchangeKind::Fanout,
+                options,
+                FieldTable::default(),
+            )
+            .await
+        }
+    };
+    declare(ch.clone(), auto_delete).await.expect("declare");
+    declare(ch.clone(), passive).await.expect("no binding yet: the exchange stays");
+    let mut queues = Vec::new();
+    for _ in 0..2 {
+        let options = QueueDeclareOptions { exclusive: true, ..Default::default() };
+        let q = ch.queue_declare("".into(), options, FieldTable::default()).await.expect("queue");
+        ch.queue_bind(
+            q.name().clone(),
+            x.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+        queues.push(q.name().clone());
+    }
+    ch.queue_unbind(queues[0].clone(), x.as_str().into(), "".into(), FieldTable::default())
+        .await
+        .expect("unbind");
+    declare(ch.clone(), passive).await.expect("one binding left: the exchange stays");
+    ch.queue_delete(queues[1].clone(), QueueDeleteOptions::default()).await.expect("delete the queue");
+    let ch = expect_gone(&conn, ch, &x, "its last binding went with its queue").await;
+    // Again, the last binding unbound this time.
+    declare(ch.clone(), auto_delete).await.expect("declare again");
+    ch.queue_bind(
+        queues[0].clone(),
+        x.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    ch.queue_unbind(queues[0].clone(), x.as_str().into(), "".into(), FieldTable::default())
+        .await
+        .expect("unbind");
+    expect_gone(&conn, ch, &x, "its last binding was unbound").await;
+    // lapin may still be closing the channels the 404s closed: its close error says nothing here.
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+/// A passive declare of exchange `x` on `ch` is NOT_FOUND; returns a fresh channel (the 404
+/// closed this one). If the exchange is still there, it is deleted before failing.
+async fn expect_gone(conn: &Connection, ch: Channel, x: &str, after: &str) -> Channel {
+    use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions};
+    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+    let found =
+        ch.exchange_declare(x.into(), lapin::ExchangeKind::Fanout, passive, FieldTable::default()).await;
+    let fresh = conn.create_channel().await.expect("channel");
+    match found {
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => {
+                assert_eq!(amqp.get_id(), 404, "after {after}: {e}");
+            }
+            other => panic!("after {after}: passive declare failed with {other:?}"),
+        },
+        Ok(()) => {
+            let _ = fresh.exchange_delete(x.into(), ExchangeDeleteOptions::default()).await;
+            panic!("the auto-delete exchange is still there after {after}");
+        }
+    }
+    fresh
 }

@@ -105,8 +105,9 @@ impl Core {
         self.held_bytes
     }
 
-    /// Counted when asked (on bind, rarely): a running count could drift from the bindings that
-    /// queue and exchange deletions remove.
+    /// Counted when asked, a scan of at most `max_exchanges` exchanges (or `max_queues` queues
+    /// below) per bind or consume: a running count could drift from what queue and exchange
+    /// deletions and channel closes remove.
     fn binding_count(&self) -> usize {
         self.exchanges.values().map(|x| x.bindings.len()).sum()
     }
@@ -360,8 +361,9 @@ impl Core {
         let x = self.exchanges.get_mut(exchange).expect("looked up above");
         if bind {
             x.bindings.insert(b);
-        } else {
-            x.bindings.remove(&b);
+        } else if x.bindings.remove(&b) && x.auto_delete && x.bindings.is_empty() {
+            // RabbitMQ's auto-delete: the exchange goes with its last binding.
+            self.exchanges.remove(exchange);
         }
         Ok(())
     }
@@ -395,9 +397,12 @@ impl Core {
         let Some(mut q) = self.queues.remove(name) else { return 0 };
         let (n, bytes) = q.purge();
         self.held_bytes -= bytes;
-        for x in self.exchanges.values_mut() {
+        self.exchanges.retain(|_, x| {
+            let before = x.bindings.len();
             x.bindings.retain(|b| b.queue != name);
-        }
+            // An auto-delete exchange that just lost its last binding goes with it.
+            !(x.auto_delete && before > 0 && x.bindings.is_empty())
+        });
         for key in q.ring.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
                 chan.consumers.remove(&key.tag);
@@ -447,9 +452,6 @@ impl Core {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
         let quorum = q.kind == QueueType::Quorum;
-        if self.consumer_count() >= self.limits.max_consumers {
-            return Err(full(self.limits.max_consumers, "consumers", "cancel some"));
-        }
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
             format!("amq.ctag-warren-{}", self.next_tag).into()
@@ -466,6 +468,10 @@ impl Core {
         if quorum && chan.qos_global > 0 && !no_ack {
             return Err(err(540, "NOT_IMPLEMENTED - queue does not support global qos"));
         }
+        if self.consumer_count() >= self.limits.max_consumers {
+            return Err(full(self.limits.max_consumers, "consumers", "cancel some"));
+        }
+        let chan = self.channels.get_mut(&(conn, ch)).expect("checked above");
         // Quorum queues cap prefetch at 2000 (RabbitMQ's credit limit).
         let prefetch = if quorum && (chan.qos_consumer == 0 || chan.qos_consumer > 2000) {
             2000
