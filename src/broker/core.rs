@@ -361,8 +361,7 @@ impl Core {
         let x = self.exchanges.get_mut(exchange).expect("looked up above");
         if bind {
             x.bindings.insert(b);
-        } else if x.bindings.remove(&b) && x.auto_delete && x.bindings.is_empty() {
-            // RabbitMQ's auto-delete: the exchange goes with its last binding.
+        } else if x.unbind(|have| *have == b) {
             self.exchanges.remove(exchange);
         }
         Ok(())
@@ -397,12 +396,7 @@ impl Core {
         let Some(mut q) = self.queues.remove(name) else { return 0 };
         let (n, bytes) = q.purge();
         self.held_bytes -= bytes;
-        self.exchanges.retain(|_, x| {
-            let before = x.bindings.len();
-            x.bindings.retain(|b| b.queue != name);
-            // An auto-delete exchange that just lost its last binding goes with it.
-            !(x.auto_delete && before > 0 && x.bindings.is_empty())
-        });
+        self.exchanges.retain(|_, x| !x.unbind(|b| b.queue == name));
         for key in q.ring.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
                 chan.consumers.remove(&key.tag);
@@ -452,6 +446,7 @@ impl Core {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
         let quorum = q.kind == QueueType::Quorum;
+        let consumers = self.consumer_count();
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
             format!("amq.ctag-warren-{}", self.next_tag).into()
@@ -468,10 +463,9 @@ impl Core {
         if quorum && chan.qos_global > 0 && !no_ack {
             return Err(err(540, "NOT_IMPLEMENTED - queue does not support global qos"));
         }
-        if self.consumer_count() >= self.limits.max_consumers {
+        if consumers >= self.limits.max_consumers {
             return Err(full(self.limits.max_consumers, "consumers", "cancel some"));
         }
-        let chan = self.channels.get_mut(&(conn, ch)).expect("checked above");
         // Quorum queues cap prefetch at 2000 (RabbitMQ's credit limit).
         let prefetch = if quorum && (chan.qos_consumer == 0 || chan.qos_consumer > 2000) {
             2000

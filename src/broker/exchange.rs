@@ -49,6 +49,14 @@ impl Exchange {
         Self { kind, durable, auto_delete, internal, bindings: BTreeSet::new() }
     }
 
+    /// Remove the bindings `drop` picks. Returns whether the exchange must go now: an
+    /// auto-delete exchange goes with its last binding, as in RabbitMQ (not before its first).
+    pub fn unbind(&mut self, mut drop: impl FnMut(&Binding) -> bool) -> bool {
+        let before = self.bindings.len();
+        self.bindings.retain(|b| !drop(b));
+        self.auto_delete && before > 0 && self.bindings.is_empty()
+    }
+
     /// The queues a message with `key` goes to, each once, in binding order.
     pub fn route(&self, key: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
