@@ -13,8 +13,9 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use warren::workload::connect::reply_code;
 
 /// One delivery as seen by a consumer: (consumer index, task body, redelivered).
 type Seen = (usize, String, bool);
@@ -258,19 +259,25 @@ async fn auto_delete_exchange_on(url: &str) {
     };
     declare(ch.clone(), auto_delete).await.expect("declare");
     declare(ch.clone(), passive).await.expect("no binding yet: the exchange stays");
+    let bind = |ch: Channel, queue: ShortString| {
+        let x = x.clone();
+        async move {
+            ch.queue_bind(
+                queue,
+                x.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        }
+    };
     let mut queues = Vec::new();
     for _ in 0..2 {
         let options = QueueDeclareOptions { exclusive: true, ..Default::default() };
         let q = ch.queue_declare("".into(), options, FieldTable::default()).await.expect("queue");
-        ch.queue_bind(
-            q.name().clone(),
-            x.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
+        bind(ch.clone(), q.name().clone()).await;
         queues.push(q.name().clone());
     }
     ch.queue_unbind(queues[0].clone(), x.as_str().into(), "".into(), FieldTable::default())
@@ -281,15 +288,7 @@ async fn auto_delete_exchange_on(url: &str) {
     let ch = expect_gone(&conn, ch, &x, "its last binding went with its queue").await;
     // Again, the last binding unbound this time.
     declare(ch.clone(), auto_delete).await.expect("declare again");
-    ch.queue_bind(
-        queues[0].clone(),
-        x.as_str().into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("bind");
+    bind(ch.clone(), queues[0].clone()).await;
     ch.queue_unbind(queues[0].clone(), x.as_str().into(), "".into(), FieldTable::default())
         .await
         .expect("unbind");
@@ -307,16 +306,70 @@ async fn expect_gone(conn: &Connection, ch: Channel, x: &str, after: &str) -> Ch
         ch.exchange_declare(x.into(), lapin::ExchangeKind::Fanout, passive, FieldTable::default()).await;
     let fresh = conn.create_channel().await.expect("channel");
     match found {
-        Err(e) => match e.kind() {
-            lapin::ErrorKind::ProtocolError(amqp) => {
-                assert_eq!(amqp.get_id(), 404, "after {after}: {e}");
-            }
-            other => panic!("after {after}: passive declare failed with {other:?}"),
-        },
+        Err(e) => assert_eq!(reply_code(&e), Some(404), "after {after}: {e}"),
         Ok(()) => {
             let _ = fresh.exchange_delete(x.into(), ExchangeDeleteOptions::default()).await;
             panic!("the auto-delete exchange is still there after {after}");
         }
     }
     fresh
+}
+
+/// A quorum queue tells how often a message was delivered before, in x-delivery-count: nothing
+/// the first time, 1 after one requeue. The same on both brokers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_counts_earlier_deliveries() {
+    on_every_broker!("a_quorum_queue_counts_earlier_deliveries", quorum_delivery_count_on);
+}
+
+async fn quorum_delivery_count_on(url: &str) {
+    use lapin::options::BasicNackOptions;
+    use lapin::types::AMQPValue;
+    let conn = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let queue = common::unique_queue("quorum-count");
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(queue.as_str().into(), durable, args).await.expect("declare a quorum queue");
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    ch.basic_publish(
+        "".into(),
+        queue.as_str().into(),
+        BasicPublishOptions::default(),
+        b"t1",
+        BasicProperties::default(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirmed");
+    ch.basic_qos(1, BasicQosOptions::default()).await.expect("qos");
+    let mut deliveries = ch
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("a delivery in time")
+            .expect("the consumer is open")
+            .expect("a delivery");
+        counts.push(d.properties.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count").cloned()));
+        d.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.expect("nack");
+    }
+    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.expect("delete");
+    conn.close(200, "bye".into()).await.expect("close");
+    assert_eq!(counts[0], None, "the first delivery has no x-delivery-count");
+    assert!(
+        matches!(counts[1], Some(AMQPValue::LongLongInt(1) | AMQPValue::LongInt(1) | AMQPValue::LongUInt(1))),
+        "the second delivery has x-delivery-count 1: {:?}",
+        counts[1]
+    );
 }

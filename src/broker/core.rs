@@ -52,6 +52,40 @@ struct Chan {
     paused: bool,
 }
 
+/// A message handed to a channel: what its basic.deliver or basic.get-ok says of it.
+struct Handed {
+    delivery_tag: u64,
+    msg: Arc<Message>,
+    redelivered: bool,
+    delivery_count: Option<u32>,
+}
+
+impl Chan {
+    /// Hand a ready message to this channel under its next delivery tag, by basic.deliver (to
+    /// `consumer`) or basic.get (`None`). Unless `no_ack`, it stays held here as unacked; with
+    /// `no_ack` it is done, and the caller stops counting its bytes.
+    fn hand_out(
+        &mut self,
+        queue: &str,
+        mut r: Ready,
+        quorum: bool,
+        no_ack: bool,
+        consumer: Option<ShortString>,
+    ) -> Handed {
+        self.next_tag += 1;
+        let delivery_tag = self.next_tag;
+        // Quorum queues tell how often a message was delivered before (x-delivery-count).
+        let delivery_count = (quorum && r.deliveries > 0).then_some(r.deliveries);
+        r.deliveries += 1;
+        let handed =
+            Handed { delivery_tag, msg: Arc::clone(&r.msg), redelivered: r.redelivered, delivery_count };
+        if !no_ack {
+            self.unacked.insert(delivery_tag, Unacked { queue: queue.to_string(), ready: r, consumer });
+        }
+        handed
+    }
+}
+
 pub struct Core {
     limits: Limits,
     exchanges: HashMap<String, Exchange>,
@@ -545,27 +579,20 @@ impl Core {
     ) -> Result<Option<Out>, AmqpError> {
         let q = self.queue_for(conn, queue)?;
         let quorum = q.kind == QueueType::Quorum;
-        let Some(mut r) = q.pop() else { return Ok(None) };
+        let Some(r) = q.pop() else { return Ok(None) };
         let message_count = q.ready.len() as u32;
         let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
-        chan.next_tag += 1;
-        let tag = chan.next_tag;
-        let delivery_count = (quorum && r.deliveries > 0).then_some(r.deliveries);
-        r.deliveries += 1;
-        let msg = Arc::clone(&r.msg);
-        let redelivered = r.redelivered;
+        let h = chan.hand_out(queue, r, quorum, no_ack, None);
         if no_ack {
-            self.held_bytes -= msg.held;
-        } else {
-            chan.unacked.insert(tag, Unacked { queue: queue.to_string(), ready: r, consumer: None });
+            self.held_bytes -= h.msg.held;
         }
         Ok(Some(Out::GetOk {
             channel: ch,
-            delivery_tag: tag,
-            redelivered,
+            delivery_tag: h.delivery_tag,
+            redelivered: h.redelivered,
             message_count,
-            msg,
-            delivery_count,
+            msg: h.msg,
+            delivery_count: h.delivery_count,
         }))
     }
 
@@ -714,33 +741,26 @@ impl Core {
             }
             let q = self.queues.get_mut(queue).expect("exists");
             let quorum = q.kind == QueueType::Quorum;
-            let mut r = q.pop().expect("not empty");
+            let r = q.pop().expect("not empty");
             q.ring.push_back(key.clone());
             let chan = self.channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
             let c = chan.consumers.get_mut(&key.tag).expect("can_take checked");
-            chan.next_tag += 1;
-            let delivery_tag = chan.next_tag;
-            let delivery_count = (quorum && r.deliveries > 0).then_some(r.deliveries);
-            r.deliveries += 1;
-            let msg = Arc::clone(&r.msg);
-            let redelivered = r.redelivered;
-            if c.no_ack {
-                self.held_bytes -= msg.held;
-            } else {
+            let no_ack = c.no_ack;
+            if !no_ack {
                 c.unacked += 1;
-                chan.unacked.insert(
-                    delivery_tag,
-                    Unacked { queue: queue.to_string(), ready: r, consumer: Some(key.tag.clone()) },
-                );
+            }
+            let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
+            if no_ack {
+                self.held_bytes -= h.msg.held;
             }
             if let Some(out) = self.conns.get(&key.conn) {
                 out.send(Out::Deliver {
                     channel: key.channel,
                     consumer_tag: key.tag,
-                    delivery_tag,
-                    redelivered,
-                    msg,
-                    delivery_count,
+                    delivery_tag: h.delivery_tag,
+                    redelivered: h.redelivered,
+                    msg: h.msg,
+                    delivery_count: h.delivery_count,
                 });
             }
         }
