@@ -29,6 +29,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warren::broker::{self, BrokerConfig, Limits, Message, RunningBroker};
+use warren::workload::connect::{reply_code, reply_text};
 
 const HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// How long a hostile connection may take to be answered or closed.
@@ -1814,9 +1815,9 @@ async fn many_hostile_connections_at_once_leave_a_healthy_one_alone() {
 /// What a lapin call refused with: the reply code and text of the channel's close.
 fn refusal<T: std::fmt::Debug>(what: &str, r: lapin::Result<T>) -> (u16, String) {
     match r {
-        Err(e) => match e.kind() {
-            lapin::ErrorKind::ProtocolError(amqp) => (amqp.get_id(), amqp.get_message().to_string()),
-            other => panic!("{what}: refused with {other:?}, not a protocol error"),
+        Err(e) => match reply_code(&e) {
+            Some(code) => (code, reply_text(&e)),
+            None => panic!("{what}: refused with {e}, not a protocol error"),
         },
         Ok(v) => panic!("{what}: accepted ({v:?}), past its limit"),
     }
@@ -1905,24 +1906,25 @@ async fn declaring_past_each_count_limit_is_refused_and_freeing_one_makes_room()
 
     // Consumers, across channels. Each refusal goes to a channel of its own: a refused channel
     // closes, and its consumers with it.
-    let consume = |ch: lapin::Channel, tag: &'static str| async move {
-        ch.basic_consume("q2".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await
+    let consume = |ch: lapin::Channel, queue: &'static str, tag: &'static str| async move {
+        ch.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
     };
     let refused_consume = |tag: &'static str| {
         let conn = &conn;
         async move {
             let throwaway = conn.create_channel().await.expect("channel");
-            refusal("a third consumer", consume(throwaway, tag).await)
+            refusal("a third consumer", consume(throwaway, "q2", tag).await)
         }
     };
     let other = conn.create_channel().await.expect("channel");
     // Kept: lapin cancels a consumer it drops.
-    let _c1 = consume(ch.clone(), "c1").await.expect("consume c1");
-    let _c2 = consume(other.clone(), "c2").await.expect("consume c2");
+    let _c1 = consume(ch.clone(), "q2", "c1").await.expect("consume c1");
+    let _c2 = consume(other.clone(), "q2", "c2").await.expect("consume c2");
     expect_full(refused_consume("c3").await, "consumers");
     expect_full(refused_consume("c3").await, "consumers");
     other.basic_cancel("c2".into(), BasicCancelOptions::default()).await.expect("cancel c2");
-    let _c3 = consume(other.clone(), "c3").await.expect("a cancelled consumer makes room");
+    let _c3 = consume(other.clone(), "q2", "c3").await.expect("a cancelled consumer makes room");
     expect_full(refused_consume("c4").await, "consumers");
 
     // A deleted queue frees its place, its bindings and its consumers: q1 holds both bindings,
@@ -1936,16 +1938,8 @@ async fn declaring_past_each_count_limit_is_refused_and_freeing_one_makes_room()
             .expect("q1's bindings went with it");
     }
     other.queue_delete("q2".into(), QueueDeleteOptions::default()).await.expect("delete q2");
-    let consume_q3 = |tag: &'static str| {
-        let other = other.clone();
-        async move {
-            other
-                .basic_consume("q3".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
-                .await
-        }
-    };
-    let _c5 = consume_q3("c5").await.expect("q2's consumers went with it");
-    let _c6 = consume_q3("c6").await.expect("q2's consumers went with it");
+    let _c5 = consume(other.clone(), "q3", "c5").await.expect("q2's consumers went with it");
+    let _c6 = consume(other.clone(), "q3", "c6").await.expect("q2's consumers went with it");
     assert!(conn.status().connected(), "channel errors left the connection open");
     conn.close(200, "bye".into()).await.expect("close");
     broker.stop().await;
