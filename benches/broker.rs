@@ -156,22 +156,22 @@ fn main() {
             }
         }
         let ours = median(&ours);
-        if !theirs.is_empty() {
-            budgets.push((row, ours, budget_for_3x(ours, median(&theirs))));
-        }
-        match (theirs.is_empty(), median(&theirs)) {
-            (false, t) => println!(
-                "{:<14} {:>8.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>7.1} us vs {:>6.1} us   {:>7.1} us vs {:>6.1} us",
-                row.name(),
-                ours.msg_per_s,
-                t.msg_per_s,
-                ours.msg_per_s / t.msg_per_s,
-                ours.broker_us_per_msg,
-                t.broker_us_per_msg,
-                ours.client_us_per_msg,
-                t.client_us_per_msg
-            ),
-            (true, _) => println!(
+        match (!theirs.is_empty()).then(|| median(&theirs)) {
+            Some(t) => {
+                budgets.push((row, ours, budget_for_3x(ours, t)));
+                println!(
+                    "{:<14} {:>8.0} msg/s {:>8.0} msg/s {:>6.1}x   {:>7.1} us vs {:>6.1} us   {:>7.1} us vs {:>6.1} us",
+                    row.name(),
+                    ours.msg_per_s,
+                    t.msg_per_s,
+                    ours.msg_per_s / t.msg_per_s,
+                    ours.broker_us_per_msg,
+                    t.broker_us_per_msg,
+                    ours.client_us_per_msg,
+                    t.client_us_per_msg
+                )
+            }
+            None => println!(
                 "{:<14} {:>8.0} msg/s {:>14} {:>7}   {:>7.1} us {:>16}   {:>7.1} us",
                 row.name(),
                 ours.msg_per_s,
