@@ -13,8 +13,14 @@
 //! are measured the same way: CPU per message and resident memory from /proc. Each row runs
 //! WARREN_BENCH_ROUNDS times (default 3), the two brokers going first in turn; the medians are
 //! compared. A last row, "prefetch 1 *", runs the prefetch 1 workload with a minimal client on
-//! amq-protocol's codec (raw_amqp/), which costs next to nothing next to lapin. Last, for each
-//! row, the broker CPU per message that 3x RabbitMQ's rate would leave beside the client's.
+//! amq-protocol's codec (raw_amqp/), which costs next to nothing next to lapin.
+//!
+//! Both prefetch 1 rows also run, in the same rounds, against null_broker/: a broker that does
+//! nothing but one read and one write per task. At prefetch 1 every task is a round trip through
+//! the client and the broker, so what a client reaches against it bounds what any broker could
+//! reach with that client on this machine, and so the ratio any broker could show next to
+//! RabbitMQ. Last, for each row, the broker CPU per message that 3x RabbitMQ's rate would leave
+//! beside the client's.
 //! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
 //! name (e.g. "prefetch 1,prefetch 1 *").
 
@@ -35,6 +41,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, PublisherConfirm};
 
 mod common;
+mod null_broker;
 mod raw_amqp;
 
 const CONSUMERS: usize = 4;
@@ -79,7 +86,10 @@ impl Broker {
     }
 }
 
-/// `warren broker` on a free loopback port; killed when dropped.
+/// Set in the environment of the child process that runs `null_broker` instead of the bench.
+const NULL_BROKER_CHILD: &str = "WARREN_BENCH_NULL_BROKER_CHILD";
+
+/// `warren broker` (or the null broker) on a free loopback port; killed when dropped.
 struct Embedded(Child);
 
 impl Drop for Embedded {
@@ -90,17 +100,28 @@ impl Drop for Embedded {
 }
 
 fn start_embedded() -> (Embedded, Broker) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(["broker", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start `warren broker`");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.args(["broker", "--listen", "127.0.0.1:0"]);
+    start(cmd)
+}
+
+/// This bench's own executable, serving as the null broker in a process of its own, as the
+/// brokers it stands beside do.
+fn start_null_broker() -> (Embedded, Broker) {
+    let mut cmd = Command::new(std::env::current_exe().expect("the bench's own path"));
+    cmd.env(NULL_BROKER_CHILD, "1");
+    start(cmd)
+}
+
+/// Start a broker that prints its URL on its first line.
+fn start(mut cmd: Command) -> (Embedded, Broker) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start the broker");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("broker says where");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("amqp://"))
-        .unwrap_or_else(|| panic!("no URL in `warren broker` output: {line}"))
+        .unwrap_or_else(|| panic!("no URL in the broker's output: {line}"))
         .to_string();
     let pid = child.id();
     (Embedded(child), Broker { url, pid: Some(pid) })
@@ -116,6 +137,9 @@ struct Run {
 }
 
 fn main() {
+    if std::env::var_os(NULL_BROKER_CHILD).is_some() {
+        return null_broker::serve_forever();
+    }
     let n: u64 = env_number("WARREN_BENCH_TASKS", 100_000);
     let rounds = env_number("WARREN_BENCH_ROUNDS", 3).max(1);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -133,6 +157,9 @@ fn main() {
         "", "embedded", "RabbitMQ", "ratio", "broker CPU per message", "client CPU per message"
     );
     let mut budgets = Vec::new();
+    // The prefetch 1 rows also run against the null broker, in the same rounds.
+    let null_broker = start_null_broker();
+    let mut ceilings = Vec::new();
     let picked = std::env::var("WARREN_BENCH_ROWS").ok();
     let wanted =
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
@@ -140,9 +167,12 @@ fn main() {
         if !wanted(row) {
             continue;
         }
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let measure = |b: &Broker| measure(&rt, b, row, n);
+            if matches!(row, Row::Prefetch(1) | Row::Minimal) {
+                ceiling.push(measure(&null_broker.1));
+            }
             match &rabbit {
                 Some(r) if round % 2 == 1 => {
                     theirs.push(measure(r));
@@ -156,7 +186,11 @@ fn main() {
             }
         }
         let ours = median(&ours);
-        match (!theirs.is_empty()).then(|| median(&theirs)) {
+        let theirs = (!theirs.is_empty()).then(|| median(&theirs));
+        if !ceiling.is_empty() {
+            ceilings.push((row, ours, theirs, median(&ceiling)));
+        }
+        match theirs {
             Some(t) => {
                 budgets.push((row, ours, budget_for_3x(ours, t)));
                 println!(
@@ -185,6 +219,24 @@ fn main() {
     }
     if wanted(Row::Minimal) {
         println!("* the prefetch 1 workload with a minimal client: amq-protocol frames, no lapin");
+    }
+    if !ceilings.is_empty() {
+        println!(
+            "the prefetch 1 rows against a broker that does no work (null_broker/: no queue, one read \
+             and one write per task), the most any broker could reach with that client here:"
+        );
+    }
+    for (row, ours, theirs, ceiling) in ceilings {
+        let rabbit = theirs.map_or_else(String::new, |t| {
+            format!("; beating RabbitMQ by more than {:.1}x is out of reach", ceiling.msg_per_s / t.msg_per_s)
+        });
+        println!(
+            "  {:<14} {:>6.0} msg/s ({:.1} us of CPU per message); the embedded broker reached {:.0}% of it{rabbit}",
+            row.name(),
+            ceiling.msg_per_s,
+            ceiling.broker_us_per_msg,
+            100.0 * ours.msg_per_s / ceiling.msg_per_s,
+        );
     }
     if !budgets.is_empty() {
         println!(
@@ -252,7 +304,9 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
         .await
         .expect("declare");
     let consumed = Arc::new(AtomicU64::new(0));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    // Ok when the last task is consumed; Err when a consumer fails before that, so that a
+    // broken run stops at once and says why instead of waiting out the timeout.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Result<(), String>>(CONSUMERS + 1);
     let mut conns = Vec::new();
     for i in 0..CONSUMERS {
         let conn = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
@@ -273,19 +327,28 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
             // One ack per task, sent at once; their writes complete in the background. At
             // prefetch 1 this changes nothing: the next delivery waits for the ack anyway.
             let mut acks: FuturesUnordered<BoxFuture<lapin::Result<()>>> = FuturesUnordered::new();
-            loop {
+            let failed = loop {
                 tokio::select! {
-                    Some(r) = acks.next(), if !acks.is_empty() => r.expect("ack"),
-                    d = consumer.next() => {
-                        let Some(Ok(d)) = d else { break };
-                        if !no_ack {
-                            acks.push(ch.basic_ack(d.delivery_tag, BasicAckOptions::default()).boxed());
+                    Some(r) = acks.next(), if !acks.is_empty() => if let Err(e) = r {
+                        break format!("ack: {e}");
+                    },
+                    d = consumer.next() => match d {
+                        Some(Ok(d)) => {
+                            if !no_ack {
+                                acks.push(ch.basic_ack(d.delivery_tag, BasicAckOptions::default()).boxed());
+                            }
+                            if consumed.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                                let _ = done.send(Ok(())).await;
+                            }
                         }
-                        if consumed.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                            let _ = done.send(()).await;
-                        }
-                    }
+                        Some(Err(e)) => break format!("consumer: {e}"),
+                        None => break "the consumer stream ended".to_string(),
+                    },
                 }
+            };
+            // Once every task is in, the connections close under the consumers: not a failure.
+            if consumed.load(Ordering::Relaxed) < n {
+                let _ = done.send(Err(failed)).await;
             }
         });
         conns.push(conn);
@@ -309,7 +372,12 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
     while let Some(r) = in_flight.next().await {
         r.expect("publish");
     }
-    tokio::time::timeout(Duration::from_secs(600), done_rx.recv()).await.expect("all consumed in time");
+    match tokio::time::timeout(Duration::from_secs(600), done_rx.recv()).await {
+        Ok(Some(Ok(()))) => {}
+        Ok(Some(Err(e))) => panic!("a consumer failed before the last task: {e}"),
+        Ok(None) => unreachable!("this function holds a sender"),
+        Err(_) => panic!("not all {n} tasks consumed within 600 s"),
+    }
     let took = start.elapsed();
     let _ = pch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
     for c in conns {
