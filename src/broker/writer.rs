@@ -110,8 +110,9 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
                 exchange: msg.exchange.clone(),
                 routing_key: msg.routing_key.clone(),
             };
-            let props = frames::delivery_properties(&msg, delivery_count);
-            frames::write_content(buf, channel, b(basic::AMQPMethod::Deliver(m)), props, &msg.body, frame_max)
+            let counted = delivery_count.map(|n| frames::delivery_properties(&msg, n));
+            let props = counted.as_ref().unwrap_or(&msg.properties);
+            frames::write_delivery(buf, channel, &m, props, &msg.body, frame_max)
         }
         Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count } => {
             let m = basic::GetOk {
@@ -121,7 +122,8 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
                 routing_key: msg.routing_key.clone(),
                 message_count,
             };
-            let props = frames::delivery_properties(&msg, delivery_count);
+            let counted = delivery_count.map(|n| frames::delivery_properties(&msg, n));
+            let props = counted.as_ref().unwrap_or(&msg.properties);
             frames::write_content(buf, channel, b(basic::AMQPMethod::GetOk(m)), props, &msg.body, frame_max)
         }
         Out::Return { channel, msg } => {
@@ -135,7 +137,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
                 buf,
                 channel,
                 b(basic::AMQPMethod::Return(m)),
-                msg.properties.clone(),
+                &msg.properties,
                 &msg.body,
                 frame_max,
             )
