@@ -530,26 +530,26 @@ impl Core {
 
     /// Route a message. `Ok(false)`: no queue took it (the caller returns it if mandatory).
     pub fn publish(&mut self, exchange: &str, routing_key: &str, msg: Message) -> Result<bool, AmqpError> {
-        let targets = match self.exchanges.get(exchange) {
-            None => return Err(not_found_exchange(exchange)),
+        match self.exchanges.get(exchange) {
+            None => Err(not_found_exchange(exchange)),
             Some(x) if x.internal => {
-                return Err(err(
-                    403,
-                    format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'"),
-                ));
+                Err(err(403, format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'")))
             }
-            Some(_) if exchange.is_empty() => {
-                if self.queues.contains_key(routing_key) {
-                    vec![routing_key.to_string()]
-                } else {
-                    Vec::new()
-                }
-            }
-            Some(x) => x.route(routing_key),
-        };
-        if targets.is_empty() {
-            return Ok(false);
+            // The default exchange, the work queue's: no list of targets to build.
+            Some(_) if exchange.is_empty() => match self.queues.contains_key(routing_key) {
+                true => self.enqueue(&[routing_key], msg).map(|()| true),
+                false => Ok(false),
+            },
+            Some(x) => match x.route(routing_key) {
+                targets if targets.is_empty() => Ok(false),
+                targets => self.enqueue(&targets, msg).map(|()| true),
+            },
         }
+    }
+
+    /// Put a routed message in each of its (existing) queues, unless that would pass the limit
+    /// on held bytes.
+    fn enqueue(&mut self, targets: &[impl AsRef<str>], msg: Message) -> Result<(), AmqpError> {
         let size = msg.held * targets.len();
         if self.held_bytes + size > self.limits.max_held_bytes {
             return Err(AmqpError::refused(format!(
@@ -559,14 +559,15 @@ impl Core {
             )));
         }
         let msg = Arc::new(msg);
-        for name in &targets {
+        for name in targets {
+            let name = name.as_ref();
             self.next_seq += 1;
             let r = Ready { seq: self.next_seq, msg: Arc::clone(&msg), redelivered: false, deliveries: 0 };
             self.held_bytes += msg.held;
             self.queues.get_mut(name).expect("routed to an existing queue").push(r);
             self.dispatch(name);
         }
-        Ok(true)
+        Ok(())
     }
 
     /// basic.get: the head message, or `None` (get-empty).
@@ -711,39 +712,23 @@ impl Core {
 
     /// Whether the consumer can be handed one more message now.
     fn can_take(&self, key: &ConsumerKey) -> bool {
-        let Some(chan) = self.channels.get(&(key.conn, key.channel)) else { return false };
-        let Some(c) = chan.consumers.get(&key.tag) else { return false };
-        if chan.paused {
-            return false;
-        }
-        if c.no_ack {
-            // Like TCP back-pressure in RabbitMQ: a client that does not read is not flooded.
-            return self
-                .conns
-                .get(&key.conn)
-                .is_some_and(|o| o.shared.pending.load(Ordering::Relaxed) < HIGH_WATER);
-        }
-        (c.prefetch == 0 || c.unacked < u32::from(c.prefetch))
-            && (chan.qos_global == 0 || chan.unacked.len() < usize::from(chan.qos_global))
+        can_take(&self.channels, &self.conns, key)
     }
 
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     fn dispatch(&mut self, queue: &str) {
-        loop {
-            let Some(q) = self.queues.get_mut(queue) else { return };
-            if q.ready.is_empty() {
-                return;
-            }
+        // The fields one by one: the queue is looked up once, not again for each message.
+        let Core { queues, channels, conns, held_bytes, .. } = self;
+        let Some(q) = queues.get_mut(queue) else { return };
+        let quorum = q.kind == QueueType::Quorum;
+        while !q.ready.is_empty() {
             let Some(key) = q.ring.pop_front() else { return };
-            if !self.can_take(&key) {
-                self.queues.get_mut(queue).expect("exists").blocked.push(key);
+            if !can_take(channels, conns, &key) {
+                q.blocked.push(key);
                 continue;
             }
-            let q = self.queues.get_mut(queue).expect("exists");
-            let quorum = q.kind == QueueType::Quorum;
             let r = q.pop().expect("not empty");
-            q.ring.push_back(key.clone());
-            let chan = self.channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
+            let chan = channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
             let c = chan.consumers.get_mut(&key.tag).expect("can_take checked");
             let no_ack = c.no_ack;
             if !no_ack {
@@ -751,20 +736,36 @@ impl Core {
             }
             let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
             if no_ack {
-                self.held_bytes -= h.msg.held;
+                *held_bytes -= h.msg.held;
             }
-            if let Some(out) = self.conns.get(&key.conn) {
+            if let Some(out) = conns.get(&key.conn) {
                 out.send(Out::Deliver {
                     channel: key.channel,
-                    consumer_tag: key.tag,
+                    consumer_tag: key.tag.clone(),
                     delivery_tag: h.delivery_tag,
                     redelivered: h.redelivered,
                     msg: h.msg,
                     delivery_count: h.delivery_count,
                 });
             }
+            q.ring.push_back(key);
         }
     }
+}
+
+/// Whether the consumer can be handed one more message now.
+fn can_take(channels: &HashMap<ChanKey, Chan>, conns: &HashMap<ConnId, ConnOut>, key: &ConsumerKey) -> bool {
+    let Some(chan) = channels.get(&(key.conn, key.channel)) else { return false };
+    let Some(c) = chan.consumers.get(&key.tag) else { return false };
+    if chan.paused {
+        return false;
+    }
+    if c.no_ack {
+        // Like TCP back-pressure in RabbitMQ: a client that does not read is not flooded.
+        return conns.get(&key.conn).is_some_and(|o| o.shared.pending.load(Ordering::Relaxed) < HIGH_WATER);
+    }
+    (c.prefetch == 0 || c.unacked < u32::from(c.prefetch))
+        && (chan.qos_global == 0 || chan.unacked.len() < usize::from(chan.qos_global))
 }
 
 /// A count limit reached: a channel error that says what to do, like the held-bytes limit.
