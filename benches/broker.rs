@@ -170,7 +170,10 @@ fn main() {
         let (mut ours, mut theirs, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let measure = |b: &Broker| measure(&rt, b, row, n);
-            if matches!(row, Row::Prefetch(1) | Row::Minimal) {
+            // The null broker goes first in even rounds and last in odd ones, as the brokers
+            // take turns too.
+            let with_ceiling = matches!(row, Row::Prefetch(1) | Row::Minimal);
+            if with_ceiling && round % 2 == 0 {
                 ceiling.push(measure(&null_broker.1));
             }
             match &rabbit {
@@ -183,6 +186,9 @@ fn main() {
                     theirs.push(measure(r));
                 }
                 None => ours.push(measure(&embedded)),
+            }
+            if with_ceiling && round % 2 == 1 {
+                ceiling.push(measure(&null_broker.1));
             }
         }
         let ours = median(&ours);
@@ -223,12 +229,15 @@ fn main() {
     if !ceilings.is_empty() {
         println!(
             "the prefetch 1 rows against a broker that does no work (null_broker/: no queue, one read \
-             and one write per task), the most any broker could reach with that client here:"
+             and one write per task), about the most any broker could reach with that client here:"
         );
     }
     for (row, ours, theirs, ceiling) in ceilings {
         let rabbit = theirs.map_or_else(String::new, |t| {
-            format!("; beating RabbitMQ by more than {:.1}x is out of reach", ceiling.msg_per_s / t.msg_per_s)
+            format!(
+                "; no broker could beat RabbitMQ by much more than {:.1}x",
+                ceiling.msg_per_s / t.msg_per_s
+            )
         });
         println!(
             "  {:<14} {:>6.0} msg/s ({:.1} us of CPU per message); the embedded broker reached {:.0}% of it{rabbit}",
