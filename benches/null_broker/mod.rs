@@ -4,8 +4,8 @@
 //! consumer gets a new 64-byte delivery the moment it acks the last one, if a task is there: a
 //! copy of one encoded delivery with the tag patched in. What every task costs (publish, header,
 //! body, ack) is read from the raw bytes, never parsed. No routing, no unacked bookkeeping, no
-//! limits: one read and one write per task, which any broker needs. What a client reaches
-//! against it is about the most any broker could reach with that client on this machine at
+//! limits: one read and one write per task, which any broker needs. What lapin reaches
+//! against it is about the most any broker could reach with lapin on this machine at
 //! prefetch 1.
 
 use std::collections::{HashMap, VecDeque};
