@@ -757,12 +757,7 @@ impl Session<'_> {
         }
         let seq = c.publish_seq;
         let mandatory = inc.mandatory;
-        let msg = Message::new(
-            inc.exchange.clone(),
-            inc.routing_key.clone(),
-            inc.properties.unwrap_or_default(),
-            inc.body,
-        );
+        let msg = Message::new(inc.exchange, inc.routing_key, inc.properties.unwrap_or_default(), inc.body);
         // Kept for basic.return; cheap next to the body only when it is needed.
         let returned = mandatory.then(|| {
             Message::new(
@@ -772,7 +767,7 @@ impl Session<'_> {
                 msg.body.clone(),
             )
         });
-        let routed = lock(&self.conn.core).publish(inc.exchange.as_str(), inc.routing_key.as_str(), msg);
+        let routed = lock(&self.conn.core).publish(msg);
         match routed {
             Ok(true) => {}
             Ok(false) => {

@@ -529,28 +529,39 @@ impl Core {
     }
 
     /// Route a message. `Ok(false)`: no queue took it (the caller returns it if mandatory).
-    pub fn publish(&mut self, exchange: &str, routing_key: &str, msg: Message) -> Result<bool, AmqpError> {
-        match self.exchanges.get(exchange) {
-            None => Err(not_found_exchange(exchange)),
-            Some(x) if x.internal => {
-                Err(err(403, format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'")))
+    /// Route a message published to its exchange with its routing key. `Ok(false)`: it reached
+    /// no queue.
+    pub fn publish(&mut self, msg: Message) -> Result<bool, AmqpError> {
+        let (exchange, routing_key) = (msg.exchange.as_str(), msg.routing_key.as_str());
+        let targets = if exchange.is_empty() {
+            // The default exchange, the work queue's: it is always there (it cannot be deleted)
+            // and routes to the queue the key names, so no lookup and no list of targets.
+            if !self.queues.contains_key(routing_key) {
+                return Ok(false);
             }
-            // The default exchange, the work queue's: no list of targets to build.
-            Some(_) if exchange.is_empty() => match self.queues.contains_key(routing_key) {
-                true => self.enqueue(&[routing_key], msg).map(|()| true),
-                false => Ok(false),
-            },
-            Some(x) => match x.route(routing_key) {
-                targets if targets.is_empty() => Ok(false),
-                targets => self.enqueue(&targets, msg).map(|()| true),
-            },
-        }
+            None
+        } else {
+            match self.exchanges.get(exchange) {
+                None => return Err(not_found_exchange(exchange)),
+                Some(x) if x.internal => {
+                    return Err(err(
+                        403,
+                        format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'"),
+                    ));
+                }
+                Some(x) => match x.route(routing_key) {
+                    targets if targets.is_empty() => return Ok(false),
+                    targets => Some(targets),
+                },
+            }
+        };
+        self.enqueue(targets.as_deref(), msg).map(|()| true)
     }
 
-    /// Put a routed message in each of its (existing) queues, unless that would pass the limit
-    /// on held bytes.
-    fn enqueue(&mut self, targets: &[impl AsRef<str>], msg: Message) -> Result<(), AmqpError> {
-        let size = msg.held * targets.len();
+    /// Put a routed message in each of its (existing) queues (`None`: the queue its routing key
+    /// names), unless that would pass the limit on held bytes.
+    fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
+        let size = msg.held * targets.map_or(1, <[String]>::len);
         if self.held_bytes + size > self.limits.max_held_bytes {
             return Err(AmqpError::refused(format!(
                 // In bytes: a limit under 1 MiB read "at most 0 MiB".
@@ -559,15 +570,19 @@ impl Core {
             )));
         }
         let msg = Arc::new(msg);
-        for name in targets {
-            let name = name.as_ref();
-            self.next_seq += 1;
-            let r = Ready { seq: self.next_seq, msg: Arc::clone(&msg), redelivered: false, deliveries: 0 };
-            self.held_bytes += msg.held;
-            self.queues.get_mut(name).expect("routed to an existing queue").push(r);
-            self.dispatch(name);
+        match targets {
+            Some(names) => names.iter().for_each(|name| self.enqueue_one(name, &msg)),
+            None => self.enqueue_one(msg.routing_key.as_str(), &msg),
         }
         Ok(())
+    }
+
+    fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>) {
+        self.next_seq += 1;
+        let r = Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0 };
+        self.held_bytes += msg.held;
+        self.queues.get_mut(queue).expect("routed to an existing queue").push(r);
+        self.dispatch(queue);
     }
 
     /// basic.get: the head message, or `None` (get-empty).
