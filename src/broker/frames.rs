@@ -3,7 +3,7 @@
 //! connection error, never a panic or an unbounded buffer.
 
 use amq_protocol::frame::parsing::parse_content_header;
-use amq_protocol::frame::{AMQPFrame, WriteContext, gen_frame, parse_frame};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame, parse_frame};
 use amq_protocol::protocol::basic::gen_properties;
 use amq_protocol::protocol::parse_class;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
@@ -63,6 +63,16 @@ pub fn parse(buf: &[u8], frame_max: u32) -> Parsed {
             Ok(([], class)) => Some(AMQPFrame::Method(channel, class)),
             _ => None,
         },
+        // A content header without properties (14 bytes, property flags 0), as most clients send
+        // by default: nothing for the parser to do.
+        2 if payload.len() == 14 && payload[12..] == [0, 0] => {
+            let header = AMQPContentHeader {
+                class_id: u16::from_be_bytes([payload[0], payload[1]]),
+                body_size: u64::from_be_bytes(payload[4..12].try_into().expect("8 bytes")),
+                properties: BasicProperties::default(),
+            };
+            Some(AMQPFrame::Header(channel, header))
+        }
         2 => match parse_content_header(payload) {
             Ok(([], header)) => Some(AMQPFrame::Header(channel, header)),
             _ => None,
@@ -410,6 +420,17 @@ mod tests {
             .collect();
         assert_eq!(bodies.len(), 2, "5000 bytes in frames of at most 4088");
         assert_eq!(got, body);
+    }
+
+    #[test]
+    fn a_header_without_properties_parses_as_amq_protocol_reads_it() {
+        let header =
+            AMQPContentHeader { class_id: 60, body_size: 1 << 33, properties: BasicProperties::default() };
+        let bytes = write(&AMQPFrame::Header(5, header), Vec::new());
+        assert_eq!(bytes.len(), 8 + 14, "the fast path's shape");
+        let Parsed::Frame(ours, used) = parse(&bytes, 4096) else { panic!("a whole frame") };
+        let (_, theirs) = parse_frame(&bytes[..]).expect("amq-protocol reads it");
+        assert_eq!((ours, used), (theirs, bytes.len()));
     }
 
     #[test]
