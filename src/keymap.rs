@@ -21,7 +21,9 @@ pub const HELP: &[(&str, &str)] = &[
     ("a", "add a consumer"),
     ("x", "remove the selected consumer gracefully"),
     ("k", "kill the selected consumer (crash, no acks)"),
-    ("t", "timeline view: one lane per consumer"),
+    ("t", "timeline: each task drawn where it ran"),
+    ("z", "zoom: the selected consumer in full"),
+    ("d", "details: producer, distribution, ledger"),
     ("?", "show / hide this help"),
     ("Enter", "scenario: pause / resume the lesson"),
     ("n", "scenario: run the next step now"),
@@ -57,6 +59,8 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('x') => RemoveConsumer,
         KeyCode::Char('k') => KillConsumer,
         KeyCode::Char('t') => ToggleTimeline,
+        KeyCode::Char('z') => ToggleZoom,
+        KeyCode::Char('d') => ToggleDetails,
         KeyCode::Char('?') => ToggleHelp,
         KeyCode::Char('q') | KeyCode::Esc => Quit,
         KeyCode::Enter => PlayPause,
@@ -120,6 +124,8 @@ mod tests {
         (KeyCode::Char('x'), NONE, RemoveConsumer),
         (KeyCode::Char('k'), NONE, KillConsumer),
         (KeyCode::Char('t'), NONE, ToggleTimeline),
+        (KeyCode::Char('z'), NONE, ToggleZoom),
+        (KeyCode::Char('d'), NONE, ToggleDetails),
         (KeyCode::Char('?'), SHIFT, ToggleHelp),
         (KeyCode::Char('q'), NONE, Quit),
         (KeyCode::Esc, NONE, Quit),
@@ -149,7 +155,7 @@ mod tests {
 
     #[test]
     fn other_keys_and_chords_do_nothing() {
-        for code in [KeyCode::Char('z'), KeyCode::Char('Q'), KeyCode::F(1), KeyCode::Backspace] {
+        for code in [KeyCode::Char('y'), KeyCode::Char('Q'), KeyCode::F(1), KeyCode::Backspace] {
             assert_eq!(action_for(press(code)), None, "{code:?}");
         }
         for (code, modifiers) in [

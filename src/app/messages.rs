@@ -127,6 +127,10 @@ pub enum Action {
     ToggleHelp,
     /// Show the timeline (one lane per consumer) instead of the consumer panes, or back.
     ToggleTimeline,
+    /// The details (producer, distribution, ledger, the selected pane) instead of the flow.
+    ToggleDetails,
+    /// The selected consumer's full pane in place of the lanes, or back.
+    ToggleZoom,
     Quit,
     /// Scenario playback: pause or resume the timeline.
     PlayPause,

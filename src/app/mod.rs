@@ -12,7 +12,7 @@ pub mod theory;
 
 use std::time::{Duration, Instant};
 
-pub use ledger::{Held, Ledger, LossReason, Place, Totals};
+pub use ledger::{Held, Ledger, LossReason, Place, Totals, Whereabouts};
 pub use messages::{Action, BrokerInfo, Command, Event, Msg};
 pub use model::{
     AppOptions, Banner, Batch, Consumer, ConsumerStatus, Lesson, Producer, RunSpan, SPANS_KEPT, SpanEnd,
@@ -53,6 +53,8 @@ pub struct App {
     pub queue_ready: Option<u32>,
     pub queue_consumers: Option<u32>,
     pub batches: Vec<Batch>,
+    /// The last tasks lost while no consumer held them (refused publishes, gone from the broker).
+    pub lost_unheld: Trail<(TaskId, LossReason)>,
     next_batch: BatchId,
     pub banner: Option<Banner>,
     /// After a crash or a lost connection: tasks up to this id may have vanished from the
@@ -64,6 +66,10 @@ pub struct App {
     pub show_help: bool,
     /// The timeline replaces the consumer panes.
     pub show_timeline: bool,
+    /// `d`: the details (producer, distribution, ledger, the selected pane) instead of the flow.
+    pub show_details: bool,
+    /// `z`: the selected consumer's full pane in place of the lanes.
+    pub zoom: bool,
     pub quitting: bool,
     keep_history: bool,
     last_sample: Instant,
@@ -99,6 +105,7 @@ impl App {
             queue_ready: None,
             queue_consumers: None,
             batches: Vec::new(),
+            lost_unheld: Trail::new(model::LOST_KEPT),
             next_batch: 1,
             banner: None,
             suspect_upto: None,
@@ -106,6 +113,8 @@ impl App {
             last_published: 0,
             show_help: false,
             show_timeline: false,
+            show_details: false,
+            zoom: false,
             quitting: false,
             keep_history: opts.keep_history,
             last_sample: now,
@@ -299,7 +308,15 @@ impl App {
             RemoveConsumer => return self.remove_consumer(self.selected),
             KillConsumer => return self.kill_consumer(self.selected),
             ToggleHelp => self.show_help = !self.show_help,
-            ToggleTimeline => self.show_timeline = !self.show_timeline,
+            ToggleTimeline => {
+                self.show_timeline = !self.show_timeline;
+                self.zoom = false;
+            }
+            ToggleDetails => self.show_details = !self.show_details,
+            ToggleZoom => {
+                self.zoom = !self.zoom;
+                self.show_timeline = false;
+            }
             // The timeline belongs to the player, which the event loop drives.
             PlayPause | PlayStep | PlayRestart => {}
             Quit => {
@@ -365,6 +382,7 @@ impl App {
             Event::Unconfirmed { .. } => self.producer.unconfirmed += 1,
             Event::PublishFailed { id, reason } => {
                 self.ledger.lost_unheld(id, LossReason::PublishFailed);
+                self.lost_unheld.push((id, LossReason::PublishFailed));
                 self.task_settled(id, now);
                 self.set_banner(format!("task #{id} was not published: {reason}"), now);
             }
@@ -440,8 +458,12 @@ impl App {
                     self.task_settled(id, now);
                 }
                 self.release(consumer, &lost, SpanEnd::Lost, now);
-                if let Some(c) = self.consumer(consumer) {
+                if let Some(c) = self.consumer(consumer)
+                    && !lost.is_empty()
+                {
                     c.lost += lost.len() as u64;
+                    c.last_loss = Some(reason);
+                    lost.iter().for_each(|&id| c.lost_ids.push(id));
                 }
             }
             Event::ConsumerGone { consumer, killed } => {
@@ -539,6 +561,7 @@ impl App {
         }
         for &id in &ids {
             self.ledger.lost_unheld(id, LossReason::Vanished);
+            self.lost_unheld.push((id, LossReason::Vanished));
             self.task_settled(id, now);
         }
         self.suspect_upto = None;

@@ -4,10 +4,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::stats::{Meter, Trail};
-use super::{BatchId, ConsumerId, Dispatch, TaskId, theory};
+use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId, theory};
 
 /// How many processed ids each consumer pane remembers for its trail.
 const TRAIL_LEN: usize = 48;
+/// How many lost ids each consumer remembers to show.
+pub const LOST_KEPT: usize = 16;
 /// How many task runs each consumer remembers for the timeline (the oldest are dropped).
 pub const SPANS_KEPT: usize = 512;
 
@@ -69,6 +71,9 @@ pub struct Consumer {
     pub lost: u64,
     pub working: Option<Working>,
     pub trail: Trail<TaskId>,
+    /// The last tasks lost here, and why the last of them was lost.
+    pub lost_ids: Trail<TaskId>,
+    pub last_loss: Option<LossReason>,
     /// What ran here when, oldest first; at most [`SPANS_KEPT`], only the last can be running.
     pub spans: VecDeque<RunSpan>,
     /// Every processed id in order; kept only when asked (headless), as it grows without bound.
@@ -76,7 +81,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub(super) fn new(id: ConsumerId, delay: Duration, keep_history: bool) -> Self {
+    pub fn new(id: ConsumerId, delay: Duration, keep_history: bool) -> Self {
         Self {
             id,
             delay,
@@ -89,6 +94,8 @@ impl Consumer {
             lost: 0,
             working: None,
             trail: Trail::new(TRAIL_LEN),
+            lost_ids: Trail::new(LOST_KEPT),
+            last_loss: None,
             spans: VecDeque::new(),
             history: keep_history.then(Vec::new),
         }

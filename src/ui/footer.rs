@@ -11,15 +11,17 @@ use super::theme;
 const MAIN: &[(&str, &str)] = &[
     ("space", "task"),
     ("b", "burst"),
-    ("r", "stream"),
     ("m", "mode"),
+    ("+/-", "delay"),
+    ("k", "kill"),
+    ("d", "details"),
     ("t", "timeline"),
+    ("z", "zoom"),
     ("p/P", "prefetch"),
     ("Tab", "select"),
-    ("+/-", "slower/faster"),
+    ("r", "stream"),
     ("a", "add"),
     ("x", "remove"),
-    ("k", "kill"),
 ];
 /// Always shown, at the right.
 const ALWAYS: &[(&str, &str)] = &[("?", "help"), ("q", "quit")];

@@ -1,79 +1,93 @@
-//! The header: which broker, which queue, how it dispatches, and how busy it is.
+//! The header, two lines without a border (every line counts at 80x24): which broker and queue,
+//! then how it dispatches and how busy it is.
+//!
+//! ```text
+//!  warren  RabbitMQ 3.10.8 at 127.0.0.1:5672 vhost /  queue warren.tasks
+//!  mode fair (manual ack, prefetch 3)  unacked 7 = 4 waiting + 3 in hand   5/s published …
+//! ```
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding, Paragraph};
+use ratatui::text::Span;
+use ratatui::widgets::Paragraph;
 
-use super::{layout, theme};
-use crate::app::App;
+use super::{format, theme};
+use crate::app::{App, ConsumerStatus};
+
+/// Lines the header takes.
+pub const HEIGHT: u16 = 2;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let mut lines = vec![broker_line(app)];
-    let mut mode = mode_spans(app);
-    if layout::header_lines(area.width) == 2 {
-        mode.push(Span::raw("    "));
-        mode.extend(traffic_spans(app));
-        lines.push(Line::from(mode));
-    } else {
-        lines.push(Line::from(mode));
-        lines.push(Line::from(traffic_spans(app)));
-    }
-    let mut block =
-        Block::bordered().title(Line::from(" warren ").style(theme::VALUE)).padding(Padding::horizontal(1));
+    let width = usize::from(area.width);
+    let mut first = broker_spans(app);
     if app.broker.is_some() && !app.connected {
-        // On the border, so it shows at any width.
-        block = block.title(Line::styled(" disconnected — reconnecting ", theme::ALARM).right_aligned());
+        first.push(Span::raw("  "));
+        first.push(Span::styled(" disconnected, reconnecting ", theme::BANNER));
     }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let mut second = mode_spans(app);
+    // The rates are the first thing to go when the line is too narrow.
+    let rates = rate_spans(app);
+    let used: usize = second.iter().map(Span::width).sum();
+    if used + rates.iter().map(Span::width).sum::<usize>() <= width {
+        second.extend(rates);
+    }
+    let lines = vec![format::fit(first, width), format::fit(second, width)];
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
-/// Product, version, endpoint, queue, and whether we are connected.
-fn broker_line(app: &App) -> Line<'static> {
-    let mut spans = match &app.broker {
-        None => vec![Span::styled("connecting…", theme::WARN)],
-        Some(b) if b.product == crate::broker::PRODUCT => vec![
-            Span::styled("embedded warren broker, in memory", theme::VALUE),
+/// ` warren  RabbitMQ 3.10.8 at 127.0.0.1:5672 vhost /  queue warren.tasks`
+fn broker_spans(app: &App) -> Vec<Span<'static>> {
+    let mut spans = vec![Span::styled(" warren ", theme::BADGE), Span::raw(" ")];
+    match &app.broker {
+        None => spans.push(Span::styled("connecting…", theme::WARN)),
+        Some(b) if b.product == crate::broker::PRODUCT => spans.extend([
+            Span::styled("embedded broker", theme::VALUE),
             Span::styled(" at ", theme::LABEL),
             Span::styled(b.endpoint(), theme::VALUE),
-        ],
-        Some(b) => vec![
+        ]),
+        Some(b) => spans.extend([
             Span::styled(format!("{} {}", b.product, b.version), theme::VALUE),
             Span::styled(" at ", theme::LABEL),
             Span::styled(format!("{}:{}", b.host, b.port), theme::VALUE),
             Span::styled(" vhost ", theme::LABEL),
             Span::styled(b.vhost.clone(), theme::VALUE),
-        ],
-    };
+        ]),
+    }
     spans.push(Span::styled("  queue ", theme::LABEL));
     spans.push(Span::styled(app.queue.clone(), theme::VALUE));
-    Line::from(spans)
+    spans
 }
 
+/// ` mode fair (manual ack, prefetch 3)  unacked 7 = 4 waiting + 3 in hand`: unacked is what
+/// the broker counts against prefetch, the same sum as in the lanes and the ledger.
 fn mode_spans(app: &App) -> Vec<Span<'static>> {
     let mut spans =
-        vec![Span::styled("mode ", theme::LABEL), Span::styled(app.dispatch.to_string(), theme::SELECTED)];
-    if app.dispatch != app.applied {
-        spans.push(Span::styled("  switching…", theme::WARN));
+        vec![Span::styled(" mode ", theme::LABEL), Span::styled(app.applied.to_string(), theme::SELECTED)];
+    // Only while consumers are re-registering: a prefetch noted in round-robin is no switch.
+    if app.consumers.iter().any(|c| c.status == ConsumerStatus::Switching) {
+        spans.push(Span::styled(format!(" ⇄ switching to {}", app.dispatch.short_label()), theme::WARN));
+    }
+    let unacked = app.ledger.broker_unacked();
+    let waiting = app.ledger.totals().unacked;
+    spans.push(Span::styled("  unacked ", theme::LABEL));
+    spans.push(Span::styled(unacked.to_string(), theme::VALUE));
+    if unacked > 0 {
+        spans.push(Span::styled(
+            format!(" = {waiting} waiting + {} in hand", unacked - waiting),
+            theme::LABEL,
+        ));
     }
     spans
 }
 
-/// Queue depth as the broker reports it, then per-second rates.
-fn traffic_spans(app: &App) -> Vec<Span<'static>> {
-    let ready = app.queue_ready.map_or_else(|| "?".to_string(), |n| n.to_string());
-    let unacked = app.ledger.broker_unacked();
-    vec![
-        Span::styled("ready ", theme::LABEL),
-        Span::styled(ready, theme::VALUE),
-        Span::styled("  unacked ", theme::LABEL),
-        Span::styled(unacked.to_string(), theme::VALUE),
-        Span::styled("    per second: ", theme::LABEL),
-        Span::styled(app.producer.published.rate().to_string(), theme::VALUE),
-        Span::styled(" published  ", theme::LABEL),
-        Span::styled(app.delivered.rate().to_string(), theme::VALUE),
-        Span::styled(" delivered  ", theme::LABEL),
-        Span::styled(app.acked.rate().to_string(), theme::VALUE),
-        Span::styled(" acked", theme::LABEL),
-    ]
+/// `   5/s published  3/s delivered  2/s acked`
+fn rate_spans(app: &App) -> Vec<Span<'static>> {
+    let rate = |n: u64, what: &str| {
+        [Span::styled(format!("  {n}/s"), theme::VALUE), Span::styled(format!(" {what}"), theme::LABEL)]
+    };
+    let mut spans = vec![Span::raw(" ")];
+    spans.extend(rate(app.producer.published.rate(), "published"));
+    spans.extend(rate(app.delivered.rate(), "delivered"));
+    spans.extend(rate(app.acked.rate(), "acked"));
+    spans
 }

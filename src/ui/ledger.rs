@@ -11,27 +11,37 @@ use crate::app::App;
 
 /// Lines of text the pane needs for this app (the layout sizes the pane by it).
 pub fn lines_needed(app: &App) -> u16 {
-    5 + app.ledger.lost_by_reason().values().filter(|n| **n > 0).count() as u16
+    6 + app.ledger.lost_by_reason().values().filter(|n| **n > 0).count() as u16
 }
 
+/// The same places and words as the flow view's `where:` line and the header's unacked sum.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.ledger.totals();
     let anomalies = app.ledger.anomalies().len() as u64;
+    let waiting = t.unacked + t.backlog;
     let mut lines = vec![
-        pair(("at broker", t.at_broker, theme::VALUE), ("in process", t.in_process, theme::VALUE)),
-        pair(("unacked", t.unacked, theme::VALUE), ("done", t.done, theme::DONE)),
-        pair(("backlog", t.backlog, theme::backlog(t.backlog)), ("lost", t.lost, theme::alarm_if(t.lost))),
+        pair(("ready", t.at_broker, theme::VALUE), ("in hand", t.in_process, theme::VALUE)),
+        pair(("waiting", waiting, theme::backlog(t.backlog)), ("done", t.done, theme::DONE)),
+        pair(("redelivered", t.redelivered, theme::VALUE), ("lost", t.lost, theme::alarm_if(t.lost))),
     ];
     for (reason, n) in app.ledger.lost_by_reason().iter().filter(|(_, n)| **n > 0) {
         lines.push(Line::styled(format!(" ↳ {n}: {}", reason.describe()), theme::ALARM));
     }
-    let mut extra = cell(("redelivered", t.redelivered, theme::VALUE)).to_vec();
+    // The two kinds of waiting: auto-ack backlog in the clients, and manual-ack unacked, which
+    // the broker counts with the tasks in hand.
+    let unacked = app.ledger.broker_unacked();
+    lines.push(Line::from(vec![
+        Span::styled("backlog ", theme::LABEL),
+        Span::styled(t.backlog.to_string(), theme::backlog(t.backlog)),
+        Span::styled(" · unacked ", theme::LABEL),
+        Span::styled(unacked.to_string(), theme::VALUE),
+        Span::styled(format!(" = {} + {} in hand", t.unacked, unacked - t.unacked), theme::LABEL),
+    ]));
+    let mut extra = Vec::new();
     if t.duplicates > 0 {
         // Processed twice because an ack was lost with a connection (at-least-once delivery).
-        extra.push(Span::raw("  "));
         extra.extend(cell(("duplicates", t.duplicates, theme::WARN)));
     } else if anomalies > 0 {
-        extra.push(Span::raw("  "));
         extra.extend(cell(("anomalies", anomalies, theme::ALARM)));
     }
     lines.push(Line::from(extra));
@@ -57,7 +67,7 @@ fn cell((label, value, style): Cell) -> [Span<'static>; 2] {
 fn check(published: u64, accounted: u64) -> Line<'static> {
     if published == accounted {
         Line::from(vec![
-            Span::styled(format!("published {published} = sum of the above "), theme::LABEL),
+            Span::styled(format!("published {published} = the sum above "), theme::LABEL),
             Span::styled("✓", theme::DONE),
         ])
     } else {

@@ -1,35 +1,29 @@
 //! The view: one render function per screen region, each borrowing `&App` and nothing else.
 //!
 //! ```text
-//! ┌ warren ───────────────────────────────────────────────────────────────────────┐
-//! │ RabbitMQ 3.10.8 at 127.0.0.1:5672//  queue warren.tasks                       │ header
-//! │ mode round-robin (auto-ack)   ready 0  unacked 0   per second: 5 published …  │ (3 lines
-//! └───────────────────────────────────────────────────────────────────────────────┘  if narrow)
-//!  ⚠ banner: the last error, while there is one
-//! ┌ Producer ──────────────────────┐┌ C1 · 1s ━━━━━━━━━━━━━┓┌ C2 · 10s ─────────────┐
-//! │ keys, burst, stream, totals    │┃ working #13 ━━━━──── ┃│ idle                  │
-//! └────────────────────────────────┘┃ received / processed ┃│ ...                   │
-//! ┌ Distribution ──────────────────┐┃ acked / redelivered  ┃│                       │
-//! │ C1 ██████████       67%  20    │┃ backlog / share      ┃│                       │
-//! │ C2 ██▌              17%   5    │┃ ▁▂▅▇█▇ processed/s   ┃│                       │
-//! │ recent batches and makespans   │┃ done … 4 7 10 13     ┃│                       │
-//! └────────────────────────────────┘┗━━━━━━━━━━━━━━━━━━━━━━┛└───────────────────────┘
-//! ┌ Where every task is ───────────┐┌ C4 · 1s ─────────────┐  panes: >= 38x10 each, as
-//! │ at broker / unacked / backlog  ││                      │  many as fit, paged around
-//! │ in process / done / lost       ││                      │  the selection, with a
-//! │ published N = sum of the above ││                      │  "+N hidden" line if needed
-//! └────────────────────────────────┘└──────────────────────┘
-//!  space task  b burst  r stream  m mode  ...                              ? help  q quit
+//!  warren  RabbitMQ 3.10.8 at 127.0.0.1:5672 vhost /  queue warren.tasks          header
+//!  mode round-robin (auto-ack)  unacked 0     5/s published  3/s delivered …
+//!  ⚠ banner: the last error, while there is one (wrapped, up to two lines)       notices
+//!  ▶ Lesson 2/5  caption, wrapped, up to three lines
+//!  Producer  published 57 · confirmed 57 · b burst of 10 · r stream off (5/s)    flow view
+//!  Queue     ready 40: #18 #19 #20 … +37                                         (flow/)
+//! ▸C1 1s    ▶#7 ━━━━━━━━━━━━━────────                          ✓ 4 · 40%      ┌ Producer ┐
+//!           backlog 1: #10                                                     side panels
+//!           done #1 #4                                                         from 140
+//!  …one lane per consumer…                                                      columns
+//!  batch #1 · 10 tasks rr · running, 6 left · saw 4/0/0 · theory 4/3/3 in 45.0s └ Ledger ┘
+//!  where: ready 0 + waiting 4 + in hand 2 + done 4 + lost 0 = published 10 ✓
+//!  space task  b burst  m mode  …                                     ? help  q quit   footer
 //! ```
 //!
-//! With `t` the timeline (one lane per consumer, see `timeline.rs`) takes the consumer panes' place.
-//!
-//! The help overlay is drawn last, over everything. Below [`layout::MIN_WIDTH`] x
+//! `t` puts the timeline in the lanes' place, `z` the selected consumer's full pane, and `d`
+//! swaps the flow for the details (producer, distribution, ledger and the selected pane) at any
+//! width. The help overlay is drawn last, over everything. Below [`layout::MIN_WIDTH`] x
 //! [`layout::MIN_HEIGHT`] only a "terminal too small" message is drawn.
 
 mod banner;
-mod consumers;
 mod distribution;
+mod flow;
 mod footer;
 mod format;
 mod header;
@@ -58,16 +52,16 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
     }
     let screen = screen(area, app);
     header::render(frame, screen.header, app);
-    if let Some(rect) = screen.banner {
+    if let Some(rect) = screen.notices {
         banner::render(frame, rect, app);
     }
-    producer::render(frame, screen.producer, app);
-    distribution::render(frame, screen.distribution, app);
-    ledger::render(frame, screen.ledger, app);
-    if app.show_timeline {
-        timeline::render(frame, screen.grid, app, now);
+    if app.show_details {
+        details(frame, screen.body, app, now);
     } else {
-        consumers::render(frame, screen.grid, app, now);
+        flow::render(frame, screen.body, app, now);
+    }
+    if let Some(side) = screen.side {
+        panels(frame, side, app);
     }
     footer::render(frame, screen.footer);
     if app.show_help {
@@ -75,23 +69,52 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
     }
 }
 
-/// The position among visible consumers (`app.visible_consumers()`) of the pane (or timeline
+/// The producer, distribution and ledger panels, stacked.
+fn panels(frame: &mut Frame, area: Rect, app: &App) {
+    let [p, d, l] = layout::panels(area, ledger::lines_needed(app));
+    producer::render(frame, p, app);
+    distribution::render(frame, d, app);
+    ledger::render(frame, l, app);
+}
+
+/// `d`: the panels at full size, and the selected consumer's pane beside them.
+fn details(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
+    let [left, right] = area.layout(&ratatui::layout::Layout::horizontal([
+        ratatui::layout::Constraint::Length(layout::LEFT_WIDTH),
+        ratatui::layout::Constraint::Fill(1),
+    ]));
+    panels(frame, left, app);
+    if let Some(c) = app.selected_consumer() {
+        let ctx = pane::Context {
+            selected: app.selected,
+            total_processed: app.total_processed(),
+            spark_max: c.processed.history().iter().copied().max().unwrap_or(0).max(1),
+        };
+        pane::render(frame, right, c, app.ledger.held_by(c.id), &ctx, now);
+    }
+}
+
+/// The position among visible consumers (`app.visible_consumers()`) of the lane (or timeline
 /// lane) under the cell at (`column`, `row`) of a screen of size `area`, as last drawn by
 /// [`render`]; for mouse clicks.
 pub fn consumer_at(area: Rect, app: &App, column: u16, row: u16) -> Option<usize> {
-    if !layout::fits(area) {
+    if !layout::fits(area) || app.show_details {
         return None;
     }
-    let grid = screen(area, app).grid;
+    let flow = flow::layout(screen(area, app).body, app);
     if app.show_timeline {
-        return timeline::lane_at(grid, app, column, row);
+        let rect = Rect { height: flow.lane_area.height + flow.summary.height, ..flow.lane_area };
+        return timeline::lane_at(rect, app, column, row);
     }
-    layout::grid(grid, app.visible_consumers().count(), selected_position(app)).at(column, row)
+    if app.zoom {
+        return None;
+    }
+    flow.at(column, row)
 }
 
 /// The one place both `render` and `consumer_at` get the regions from.
 fn screen(area: Rect, app: &App) -> layout::Screen {
-    layout::screen(area, app.banner.is_some() || app.lesson.is_some(), ledger::lines_needed(app))
+    layout::screen(area, header::HEIGHT, banner::height(app, area.width), true)
 }
 
 /// The selected consumer's position among the visible ones (0 if none is selected).

@@ -13,6 +13,8 @@ pub const WARN: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BO
 pub const ALARM: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 pub const MUTED: Style = Style::new().fg(Color::DarkGray);
 pub const SELECTED: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+/// The name at the top left, and badges such as PAUSED.
+pub const BADGE: Style = Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD);
 pub const BANNER: Style = Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD);
 
 /// A backlog of this many tasks is the auto-ack pile-up to point at.

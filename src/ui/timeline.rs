@@ -3,7 +3,7 @@
 //! show at a glance; recent batches below, to compare the two side by side.
 //!
 //! ```text
-//! ┌ Timeline (t: back to panes) ─────────────────────────────── since batch #2 was published ┐
+//! ┌ Timeline (t: back to the flow) ─────────────────────────────── since batch #2 was published ┐
 //! │ C1 1s    ▏#7     ▏#10    ▏#13    ▏#16    ▏#11                                           │
 //! │          ▏       ▏       ▏       ▏       ▏                                              │
 //! │                                                                                         │
@@ -47,15 +47,15 @@ const WINDOW_MIN: Duration = Duration::from_secs(1);
 /// Ticks on the axis are at least this many cells apart.
 const TICK_SPACING: f64 = 10.0;
 /// Task colours, cycled by id; no red, which marks requeued and lost tasks.
-const PALETTE: [Color; 8] = [
-    Color::Blue,
-    Color::Green,
-    Color::Yellow,
-    Color::Magenta,
-    Color::Cyan,
-    Color::White,
+/// Bright colours: they read as text on a dark projector screen (the flow view writes ids in
+/// them) and as a background under black text (the timeline's spans).
+const PALETTE: [Color; 6] = [
     Color::LightBlue,
+    Color::LightGreen,
+    Color::LightYellow,
     Color::LightMagenta,
+    Color::LightCyan,
+    Color::White,
 ];
 /// The cell that ends a requeued or a lost span.
 const MARKER: Style = Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD);
@@ -129,16 +129,17 @@ pub fn lanes(area: Rect, count: usize, selected: usize, batch_lines: u16) -> Lan
 }
 
 /// The border around the timeline, which both the renderer and the hit-test go through.
-fn block(title_right: String) -> Block<'static> {
-    Block::bordered()
-        .title(Line::styled(" Timeline (t: back to panes) ", theme::VALUE))
-        .title_top(Line::styled(title_right, theme::LABEL).right_aligned())
-        .padding(Padding::horizontal(1))
+fn block(title_right: String, width: u16) -> Block<'static> {
+    let title = Line::styled(" Timeline (t: back to the flow) ", theme::VALUE);
+    // The window's description only where it fits beside the title, never over it.
+    let fits = title.width() + title_right.chars().count() + 4 <= usize::from(width);
+    let block = Block::bordered().title(title).padding(Padding::horizontal(1));
+    if fits { block.title_top(Line::styled(title_right, theme::LABEL).right_aligned()) } else { block }
 }
 
 /// Lay out the timeline in `area` (the consumer grid's place) for this app.
 fn lanes_in(area: Rect, app: &App) -> Lanes {
-    let inner = block(String::new()).inner(area);
+    let inner = block(String::new(), area.width).inner(area);
     lanes(inner, app.visible_consumers().count(), selected_position(app), batch_lines(app))
 }
 
@@ -217,7 +218,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
         None if window.end == now => format!(" the last {}s ", WINDOW_MAX.as_secs()),
         None => format!(" {}s up to the last task ", WINDOW_MAX.as_secs()),
     };
-    let block = block(title_right);
+    let block = block(title_right, area.width);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let visible: Vec<&Consumer> = app.visible_consumers().collect();
@@ -310,7 +311,7 @@ pub fn task_colour(id: u64) -> Color {
 /// Text that reads on `bg`.
 fn text_on(bg: Color) -> Color {
     match bg {
-        Color::Blue | Color::Magenta => Color::White,
+        Color::Blue | Color::Magenta | Color::Red => Color::White,
         _ => Color::Black,
     }
 }

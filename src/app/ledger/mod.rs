@@ -6,6 +6,12 @@
 
 use std::collections::BTreeMap;
 
+mod open_tasks;
+mod whereabouts;
+
+use open_tasks::OpenTasks;
+pub use whereabouts::Whereabouts;
+
 use super::{ConsumerId, TaskId};
 
 /// Where one task is now.
@@ -101,6 +107,7 @@ pub struct Anomaly(pub String);
 #[derive(Debug, Default)]
 pub struct Ledger {
     open: OpenTasks,
+    whereabouts: Whereabouts,
     totals: Totals,
     in_process_manual: u64,
     held: Vec<Held>,
@@ -134,16 +141,18 @@ impl Ledger {
         &self.anomalies
     }
 
+    /// The ids in each place, in the order they will be handled (for the flow view).
+    pub fn whereabouts(&self) -> &Whereabouts {
+        &self.whereabouts
+    }
+
     pub fn place(&self, id: TaskId) -> Option<Place> {
         self.open.get(&id).copied()
     }
 
     /// Ids still at the broker, in id order (used to reconcile after a reconnect).
     pub fn at_broker_ids(&self) -> Vec<TaskId> {
-        let mut ids: Vec<_> =
-            self.open.iter().filter(|(_, p)| *p == Place::AtBroker).map(|(id, _)| id).collect();
-        ids.sort_unstable();
-        ids
+        self.whereabouts.ready().map(|(id, _)| id).collect()
     }
 
     pub fn published(&mut self, id: TaskId) {
@@ -153,7 +162,7 @@ impl Ledger {
         }
         self.totals.published += 1;
         self.max_published = self.max_published.max(id);
-        self.enter(id, Place::AtBroker);
+        self.enter(id, Place::AtBroker, false);
     }
 
     /// Returns the consumer that held the task before, when the broker redelivered it before
@@ -171,12 +180,12 @@ impl Ledger {
         let place = if manual_ack { Place::Unacked(consumer) } else { Place::Backlog(consumer) };
         match self.open.get(&id).copied() {
             Some(Place::AtBroker) => {
-                self.transition(id, place, "delivered");
+                self.transition(id, place, redelivered, "delivered");
                 None
             }
             // The broker redelivered it before the old holder's report reached us.
             Some(p) if redelivered && p.holder() != Some(consumer) => {
-                self.transition(id, place, "delivered");
+                self.transition(id, place, redelivered, "delivered");
                 p.holder()
             }
             Some(_) => {
@@ -200,7 +209,7 @@ impl Ledger {
             return;
         }
         let manual_ack = matches!(self.open.get(&id), Some(Place::Unacked(_)));
-        self.transition(id, Place::InProcess { consumer, manual_ack }, "started");
+        self.transition(id, Place::InProcess { consumer, manual_ack }, false, "started");
     }
 
     /// Processed (and acked, for a manual-ack task): the task is done.
@@ -225,7 +234,7 @@ impl Ledger {
         if self.holder(id) != Some(consumer) {
             return false;
         }
-        self.transition(id, Place::AtBroker, "requeued");
+        self.transition(id, Place::AtBroker, true, "requeued");
         true
     }
 
@@ -257,13 +266,15 @@ impl Ledger {
         self.open.get(&id).and_then(|p| p.holder())
     }
 
-    fn transition(&mut self, id: TaskId, to: Place, what: &str) {
+    /// `again`: the task was handed out before (requeued, or redelivered).
+    fn transition(&mut self, id: TaskId, to: Place, again: bool, what: &str) {
         if self.leave(id, what).is_some() {
-            self.enter(id, to);
+            self.enter(id, to, again);
         }
     }
 
-    fn enter(&mut self, id: TaskId, place: Place) {
+    fn enter(&mut self, id: TaskId, place: Place, again: bool) {
+        self.whereabouts.enter(id, place, again);
         *self.counter(place) += 1;
         if let Place::InProcess { manual_ack: true, .. } = place {
             self.in_process_manual += 1;
@@ -300,6 +311,7 @@ impl Ledger {
             return None;
         };
         *self.counter(place) -= 1;
+        self.whereabouts.leave(id, place);
         if let Place::InProcess { manual_ack: true, .. } = place {
             self.in_process_manual -= 1;
         }
@@ -321,60 +333,6 @@ impl Ledger {
         if self.anomalies.len() < 32 {
             self.anomalies.push(Anomaly(text));
         }
-    }
-}
-
-/// The tasks not yet done or lost, by id. Ids are handed out in order and mostly finish in
-/// order, so a window of slots starting at the oldest open id does without hashing: this is
-/// on the path of every event at broker speed.
-#[derive(Debug, Default)]
-struct OpenTasks {
-    base: TaskId,
-    slots: std::collections::VecDeque<Option<Place>>,
-    /// Open tasks in the window (the window also holds gaps).
-    len: usize,
-}
-
-impl OpenTasks {
-    fn get(&self, id: &TaskId) -> Option<&Place> {
-        let i = id.checked_sub(self.base)?;
-        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
-    }
-
-    fn insert(&mut self, id: TaskId, place: Place) {
-        if self.slots.is_empty() {
-            self.base = id;
-        }
-        if id < self.base {
-            // An id older than the window (not seen in practice): grow the window downwards.
-            for _ in id..self.base {
-                self.slots.push_front(None);
-            }
-            self.base = id;
-        }
-        let i = (id - self.base) as usize;
-        if self.slots.len() <= i {
-            self.slots.resize(i + 1, None);
-        }
-        if self.slots[i].replace(place).is_none() {
-            self.len += 1;
-        }
-    }
-
-    fn remove(&mut self, id: &TaskId) -> Option<Place> {
-        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
-        let place = self.slots.get_mut(i)?.take()?;
-        self.len -= 1;
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        Some(place)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (TaskId, Place)> + '_ {
-        let base = self.base;
-        self.slots.iter().enumerate().filter_map(move |(i, p)| p.map(|p| (base + i as TaskId, p)))
     }
 }
 
@@ -481,25 +439,6 @@ mod tests {
         assert_eq!(l.place(2), Some(Place::Unacked(0)));
         assert_eq!(l.anomalies().len(), 1);
         consistent(&l);
-    }
-
-    #[test]
-    fn the_open_window_follows_out_of_order_completion() {
-        let mut o = OpenTasks::default();
-        for id in 5..=9 {
-            o.insert(id, Place::AtBroker);
-        }
-        assert_eq!(o.remove(&7), Some(Place::AtBroker));
-        assert_eq!(o.remove(&5), Some(Place::AtBroker));
-        assert_eq!((o.base, o.len), (6, 3));
-        assert_eq!(o.remove(&5), None, "already gone");
-        o.insert(3, Place::Backlog(1));
-        assert_eq!(o.get(&3), Some(&Place::Backlog(1)));
-        assert_eq!(o.iter().map(|(id, _)| id).collect::<Vec<_>>(), [3, 6, 8, 9]);
-        for id in [3, 6, 8, 9] {
-            o.remove(&id);
-        }
-        assert!(o.slots.is_empty());
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! The two lines under the lanes: the latest batch against what RabbitMQ's rules predict, and
+//! where every task is, as a sum that visibly adds up to the published count.
+
+use ratatui::text::{Line, Span};
+
+use super::ids;
+use crate::app::{App, Batch};
+use crate::ui::{format, theme};
+
+/// The batch line, then the ledger line, each fitted to `width`.
+pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
+    let batch = match app.batches.last() {
+        Some(b) => batch_line(b),
+        None => Line::styled(" no batch yet: space publishes one task, b a burst", theme::LABEL),
+    };
+    vec![format::fit(batch.spans, width), format::fit(where_line(app).spans, width)]
+}
+
+/// ` batch #2 · 10 tasks rr · took 45.0s · saw 4/3/3 = theory ✓ · lost 3`
+fn batch_line(b: &Batch) -> Line<'static> {
+    let (predicted, makespan) = b.predicted();
+    let seen: Vec<String> =
+        b.consumers.iter().map(|(id, _)| b.done_by.get(*id).copied().unwrap_or(0).to_string()).collect();
+    let theory: Vec<String> = predicted.iter().map(|(_, n)| n.to_string()).collect();
+    let (seen, theory) = (seen.join("/"), theory.join("/"));
+    let tasks = if b.size == 1 { "task" } else { "tasks" };
+    let mut spans = vec![
+        Span::styled(format!(" batch #{} ", b.id), theme::LABEL),
+        Span::styled(format!("{} {tasks} {}", b.size, b.dispatch.short_label()), theme::VALUE),
+        Span::styled(" · ", theme::LABEL),
+    ];
+    match b.makespan() {
+        Some(d) => spans.push(Span::styled(format!("took {}", format::elapsed(d)), theme::DONE)),
+        None => spans.push(Span::styled(format!("{} left", b.outstanding), theme::WARN)),
+    }
+    spans.push(Span::styled(" · saw ", theme::LABEL));
+    let finished = b.finished.is_some();
+    if finished && seen == theory {
+        spans.push(Span::styled(seen, theme::VALUE));
+        spans.push(Span::styled(" = theory ✓", theme::DONE));
+    } else {
+        let differs = finished && seen != theory;
+        spans.push(Span::styled(seen, if differs { theme::WARN } else { theme::VALUE }));
+        spans.push(Span::styled(if differs { " ≠ theory " } else { " · theory " }, theme::LABEL));
+        spans.push(Span::styled(theory, theme::VALUE));
+        spans.push(Span::styled(format!(", {}", format::elapsed(makespan)), theme::LABEL));
+    }
+    Line::from(spans)
+}
+
+/// ` where: ready 0 + waiting 4 + in hand 2 + done 4 + lost 0 = published 10 ✓`
+fn where_line(app: &App) -> Line<'static> {
+    let t = app.ledger.totals();
+    let waiting = t.unacked + t.backlog;
+    let part = |label: &str, n: u64, style| {
+        [Span::styled(format!("{label} "), theme::LABEL), Span::styled(n.to_string(), style)]
+    };
+    let plus = || Span::styled(" + ", theme::LABEL);
+    let mut spans = vec![Span::styled(" where: ", theme::LABEL)];
+    spans.extend(part("ready", t.at_broker, theme::VALUE));
+    spans.push(plus());
+    spans.extend(part("waiting", waiting, theme::backlog(t.backlog)));
+    spans.push(plus());
+    spans.extend(part("in hand", t.in_process, theme::VALUE));
+    spans.push(plus());
+    spans.extend(part("done", t.done, theme::DONE));
+    spans.push(plus());
+    spans.extend(part("lost", t.lost, theme::alarm_if(t.lost)));
+    if t.published == t.accounted() {
+        spans.push(Span::styled(format!(" = published {} ", t.published), theme::LABEL));
+        spans.push(Span::styled("✓", theme::DONE));
+    } else {
+        spans.push(Span::styled(format!(" ≠ published {}", t.published), theme::ALARM));
+    }
+    // Tasks lost while no consumer held them are named here, with why.
+    if let Some((_, reason)) = app.lost_unheld.iter().last() {
+        spans.push(Span::styled("  ", theme::LABEL));
+        for (id, _) in app.lost_unheld.iter() {
+            spans.push(Span::styled(format!("✗#{id} "), ids::style(*id)));
+        }
+        spans.push(Span::styled(format!("({})", reason.describe()), theme::ALARM));
+    }
+    Line::from(spans)
+}
