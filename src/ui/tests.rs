@@ -209,7 +209,7 @@ fn twelve_consumers_fit_at_160x45() {
     let terminal = draw(&app, t0, 160, 45);
     let screen = text(terminal.backend().buffer());
     for n in 1..=12 {
-        assert!(screen.contains(&format!(" C{n} · 1s ")), "C{n} has no pane:\n{screen}");
+        assert!(screen.contains(&format!(" C{n} · 1.0s ")), "C{n} has no pane:\n{screen}");
     }
     assert!(!screen.contains("hidden"), "{screen}");
 }
@@ -221,11 +221,11 @@ fn too_many_consumers_say_how_many_are_hidden() {
     connect(&mut app, t0);
     let screen = text(draw(&app, t0, 160, 45).backend().buffer());
     assert!(screen.contains("+6 hidden (Tab to scroll)"), "{screen}");
-    assert!(screen.contains(" C9 · 1s ") && !screen.contains(" C10 · 1s "), "{screen}");
+    assert!(screen.contains(" C9 · 1.0s ") && !screen.contains(" C10 · 1.0s "), "{screen}");
     // Selecting the last one pages to it.
     app.update(Msg::Action(Action::SelectPrev), t0);
     let screen = text(draw(&app, t0, 160, 45).backend().buffer());
-    assert!(screen.contains(" C15 · 1s ") && !screen.contains(" C6 · 1s "), "{screen}");
+    assert!(screen.contains(" C15 · 1.0s ") && !screen.contains(" C6 · 1.0s "), "{screen}");
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn colours_carry_meaning() {
     assert_eq!(fg("2: consumer killed under auto-ack"), Color::Red);
     assert_eq!(fg("✓"), Color::Green);
     // The selected pane (C1) has a cyan border.
-    let (x, y) = find(buffer, " C1 · 1s ").expect("C1");
+    let (x, y) = find(buffer, " C1 · 1.0s ").expect("C1");
     assert_eq!(buffer[(x - 1, y)].fg, Color::Cyan);
 }
 
@@ -498,7 +498,7 @@ fn timeline_says_how_many_lanes_do_not_fit() {
     app.update(Msg::Action(Action::ToggleTimeline), t0);
     let screen = text(draw(&app, t0, 100, 30).backend().buffer());
     assert!(screen.contains("+21 more (Tab to scroll)"), "{screen}");
-    assert!(screen.contains("C19 1s") && !screen.contains("C20 1s"), "{screen}");
+    assert!(screen.contains("C19 1.0s") && !screen.contains("C20 1.0s"), "{screen}");
     assert!(screen.contains(" the last 60s "), "{screen}");
 }
 
