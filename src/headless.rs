@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::app::{Action, App, AppOptions, ConsumerStatus, Event, LossReason, Mode, Msg};
+use crate::app::{Action, App, AppOptions, Batch, ConsumerStatus, Event, LossReason, Mode, Msg};
 use crate::cli::Config;
 use crate::endpoint::Endpoint;
+use crate::units;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
 /// An App wired to a running workload, without a terminal.
@@ -142,7 +143,8 @@ pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
     }
 }
 
-/// The JSON document `--headless --json` prints; field names are a public interface.
+/// The JSON document `--headless --json` prints (and `play --headless --json`, which adds to
+/// it); field names are a public interface, described in the README's Headless section.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub broker: BrokerSummary,
@@ -155,8 +157,13 @@ pub struct Summary {
     /// Why tasks were lost, e.g. {"consumer killed under auto-ack": 3}.
     pub lost_reasons: std::collections::BTreeMap<String, u64>,
     pub redelivered: u64,
-    pub makespan_ms: u64,
+    /// From the first batch's publish to the last task settled (processed or lost), across
+    /// all batches; `null` while a batch is unfinished (a timed-out run).
+    pub makespan_ms: Option<u64>,
+    /// The run gave up at `--timeout`: what follows is what it saw until then.
+    pub timed_out: bool,
     pub consumers: Vec<ConsumerSummary>,
+    pub batches: Vec<BatchSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,14 +181,98 @@ pub struct ConsumerSummary {
     pub tasks: Vec<u64>,
 }
 
+/// One batch (tasks published together): what became of its tasks.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    pub id: u64,
+    pub mode: Mode,
+    pub prefetch: u16,
+    pub published: u64,
+    pub processed: u64,
+    /// Tasks of this batch never processed (killed under auto-ack, vanished, not published).
+    pub lost: u64,
+    /// From its publish to its last task settled; `null` while unfinished.
+    pub makespan_ms: Option<u64>,
+    /// Its processed tasks per consumer: those live when it was published, in consumer order,
+    /// then any that joined and took some.
+    pub split: Vec<Share>,
+    /// `play` adds what RabbitMQ's rules predict for it.
+    #[serde(flatten)]
+    pub theory: Option<Theory>,
+}
+
+/// `{"consumer":"C1","processed":4}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Share {
+    pub consumer: String,
+    pub processed: u64,
+}
+
+/// What the theory model predicts for a batch, on an idle, empty queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct Theory {
+    pub predicted: Vec<Share>,
+    pub predicted_makespan_ms: u64,
+}
+
+impl BatchSummary {
+    pub fn of(b: &Batch) -> Self {
+        let mut ids: Vec<usize> = b.consumers.iter().map(|(id, _)| *id).collect();
+        let joined: Vec<usize> =
+            (0..b.done_by.len()).filter(|id| b.done_by[*id] > 0 && !ids.contains(id)).collect();
+        ids.extend(joined);
+        let split = ids
+            .iter()
+            .map(|id| Share {
+                consumer: format!("C{}", id + 1),
+                processed: u64::from(b.done_by.get(*id).copied().unwrap_or(0)),
+            })
+            .collect();
+        BatchSummary {
+            id: b.id,
+            mode: b.dispatch.mode,
+            prefetch: b.dispatch.prefetch,
+            published: b.ids.map_or(0, |(first, last)| last - first + 1),
+            processed: b.done_by.iter().map(|&n| u64::from(n)).sum(),
+            lost: u64::from(b.lost),
+            makespan_ms: b.makespan().map(units::ms),
+            split,
+            theory: None,
+        }
+    }
+
+    /// `#2   10 tasks rr/1  took 45.0s  C1 4  C2 0  C3 3  lost 3`
+    fn line(&self) -> String {
+        let took =
+            self.makespan_ms.map_or("unfinished".to_string(), |ms| format!("took {}", units::millis(ms)));
+        let split: Vec<String> =
+            self.split.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
+        let lost = if self.lost > 0 { format!("  lost {}", self.lost) } else { String::new() };
+        format!(
+            "#{:<3} {:>5} tasks {:<7} {:<17} {}{lost}",
+            self.id,
+            self.published,
+            crate::app::Dispatch { mode: self.mode, prefetch: self.prefetch }.short_label(),
+            took,
+            split.join("  ")
+        )
+    }
+}
+
+/// From the first batch's publish to the last one's end, if every batch finished.
+fn makespan(batches: &[Batch]) -> Option<Duration> {
+    let start = batches.iter().map(|b| b.started).min()?;
+    let end = batches.iter().map(|b| b.finished).collect::<Option<Vec<_>>>()?.into_iter().max()?;
+    Some(end.saturating_duration_since(start))
+}
+
 impl Summary {
-    pub fn of(app: &App) -> Self {
+    pub fn of(app: &App, timed_out: bool) -> Self {
         let t = app.ledger.totals();
         let broker = app.broker.clone().map_or(
             BrokerSummary { product: "unknown".into(), version: "unknown".into(), endpoint: String::new() },
             |b| BrokerSummary { endpoint: b.endpoint(), product: b.product, version: b.version },
         );
-        let makespan = app.batches.last().and_then(|b| b.makespan()).unwrap_or_default();
         Summary {
             broker,
             mode: app.applied.mode,
@@ -197,17 +288,19 @@ impl Summary {
                 .map(|(reason, n)| (reason.describe().to_string(), *n))
                 .collect(),
             redelivered: t.redelivered,
-            makespan_ms: makespan.as_millis() as u64,
+            makespan_ms: makespan(&app.batches).map(units::ms),
+            timed_out,
             consumers: app
                 .consumers
                 .iter()
                 .map(|c| ConsumerSummary {
                     name: c.name(),
-                    delay_ms: c.delay.as_millis() as u64,
+                    delay_ms: units::ms(c.delay),
                     processed: c.processed.total(),
                     tasks: c.history.clone().unwrap_or_default(),
                 })
                 .collect(),
+            batches: app.batches.iter().map(BatchSummary::of).collect(),
         }
     }
 
@@ -225,15 +318,15 @@ impl Summary {
             format!("{} {} at {}", self.broker.product, self.broker.version, self.broker.endpoint)
         };
         let _ = writeln!(out, "{broker} · {mode}");
+        let makespan = match (self.makespan_ms, self.timed_out) {
+            (Some(ms), _) => units::millis(ms),
+            (None, true) => "unfinished (timed out)".to_string(),
+            (None, false) => "unfinished".to_string(),
+        };
         let _ = writeln!(
             out,
-            "published {}  confirmed {}  processed {}  lost {}  redelivered {}  makespan {}",
-            self.published,
-            self.confirmed,
-            self.processed,
-            self.lost,
-            self.redelivered,
-            humantime::format_duration(Duration::from_millis(self.makespan_ms))
+            "published {}  confirmed {}  processed {}  lost {}  redelivered {}  makespan {makespan}",
+            self.published, self.confirmed, self.processed, self.lost, self.redelivered,
         );
         for (reason, n) in &self.lost_reasons {
             let _ = writeln!(out, "  lost {n}: {reason}");
@@ -249,12 +342,18 @@ impl Summary {
                 out,
                 "{:<8} {:>8} {:>9} {:>5}%  {}{}",
                 c.name,
-                humantime::format_duration(Duration::from_millis(c.delay_ms)).to_string(),
+                units::millis(c.delay_ms),
                 c.processed,
                 c.processed * 100 / total,
                 shown.join(" "),
                 more
             );
+        }
+        if !self.batches.is_empty() {
+            let _ = writeln!(out, "\nbatches");
+            for b in &self.batches {
+                let _ = writeln!(out, "  {}", b.line());
+            }
         }
         out
     }
@@ -287,7 +386,7 @@ pub async fn run(cfg: Config) -> u8 {
             t.published == want && app.settled() && answered >= want
         })
         .await;
-    let summary = Summary::of(&driver.app);
+    let summary = Summary::of(&driver.app, !finished);
     driver.shutdown().await;
     if h.json {
         println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
@@ -307,7 +406,7 @@ pub async fn run(cfg: Config) -> u8 {
         eprintln!(
             "warren: timed out after {}: {t} of {} tasks processed or lost, {} published, {} confirmed \
              (raise --timeout, or check the consumers' delays)",
-            humantime::format_duration(h.timeout),
+            units::duration(h.timeout),
             h.publish,
             summary.published,
             summary.confirmed

@@ -16,4 +16,5 @@ pub mod serve;
 pub mod signal;
 pub mod tui;
 pub mod ui;
+pub mod units;
 pub mod workload;

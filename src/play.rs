@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::app::player::{Played, Player};
 use crate::app::{App, Dispatch, Lesson};
 use crate::cli::{Config, PlayArgs, target};
-use crate::headless::{Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Summary};
+use crate::headless::{Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Share, Summary, Theory};
 use crate::scenario::{self, Scenario};
+use crate::units;
 
 /// The checked scenario (already scaled by --speed) and the config to run it with.
 pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
@@ -48,44 +49,20 @@ pub fn lesson(title: &str, player: &Player) -> Lesson {
     }
 }
 
-/// One batch as observed and as the theory model predicts it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchReport {
-    pub size: u32,
-    pub mode: crate::app::Mode,
-    pub prefetch: u16,
-    pub makespan_ms: Option<u64>,
-    /// Tasks of this batch per consumer, in consumer order ("C1", count).
-    pub observed: Vec<(String, u32)>,
-    pub predicted: Vec<(String, usize)>,
-    pub predicted_makespan_ms: u64,
-}
-
-/// Tasks of a batch per consumer: those live at its start, then any that joined and took some.
-pub fn observed(b: &crate::app::Batch) -> Vec<(String, u32)> {
-    let mut ids: Vec<usize> = b.consumers.iter().map(|(id, _)| *id).collect();
-    let joined: Vec<usize> =
-        (0..b.done_by.len()).filter(|id| b.done_by[*id] > 0 && !ids.contains(id)).collect();
-    ids.extend(joined);
-    ids.iter().map(|id| (format!("C{}", id + 1), b.done_by.get(*id).copied().unwrap_or(0))).collect()
-}
-
-pub fn batch_reports(app: &App) -> Vec<BatchReport> {
-    app.batches
-        .iter()
-        .map(|b| {
-            let (predicted, makespan) = b.predicted();
-            BatchReport {
-                size: b.size,
-                mode: b.dispatch.mode,
-                prefetch: b.dispatch.prefetch,
-                makespan_ms: b.makespan().map(|d| d.as_millis() as u64),
-                observed: observed(b),
-                predicted: predicted.into_iter().map(|(id, n)| (format!("C{}", id + 1), n)).collect(),
-                predicted_makespan_ms: makespan.as_millis() as u64,
-            }
-        })
-        .collect()
+/// The summary with what RabbitMQ's rules predict for each batch beside what was observed.
+pub fn summary_with_theory(app: &App, timed_out: bool) -> Summary {
+    let mut summary = Summary::of(app, timed_out);
+    for (report, b) in summary.batches.iter_mut().zip(&app.batches) {
+        let (predicted, makespan) = b.predicted();
+        report.theory = Some(Theory {
+            predicted: predicted
+                .into_iter()
+                .map(|(id, n)| Share { consumer: format!("C{}", id + 1), processed: n as u64 })
+                .collect(),
+            predicted_makespan_ms: units::ms(makespan),
+        });
+    }
+    summary
 }
 
 #[derive(Serialize)]
@@ -94,7 +71,6 @@ struct PlayReport {
     #[serde(flatten)]
     summary: Summary,
     steps: Vec<Played>,
-    batches: Vec<BatchReport>,
 }
 
 /// `warren play FILE --headless`: returns the exit code.
@@ -118,9 +94,8 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
     };
     let report = PlayReport {
         scenario: scenario.title.clone(),
-        summary: Summary::of(&driver.app),
+        summary: summary_with_theory(&driver.app, !finished),
         steps: player.log.clone(),
-        batches: batch_reports(&driver.app),
     };
     driver.shutdown().await;
     if h.json {
@@ -128,12 +103,20 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
     } else {
         print!("{}", table(&report));
     }
-    if finished {
+    let lost = report.summary.lost;
+    if finished && lost > 0 && !scenario.expect_losses {
+        eprintln!(
+            "warren: {lost} of {} tasks were lost, not processed (the summary says why; a lesson \
+             that loses tasks on purpose says expect_losses = true)",
+            report.summary.published
+        );
+        EXIT_ERROR
+    } else if finished {
         EXIT_OK
     } else {
         eprintln!(
             "warren: timed out after {} with {} of {} steps done (raise --timeout or --speed)",
-            humantime::format_duration(h.timeout),
+            units::duration(h.timeout),
             player.progress().0,
             player.progress().1
         );
@@ -148,28 +131,22 @@ fn table(r: &PlayReport) -> String {
     let _ = writeln!(out, "\nsteps");
     for s in &r.steps {
         let caption = s.caption.as_deref().map(|c| format!(" — {c}")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {:>8}  {}{}",
-            humantime::format_duration(Duration::from_millis(s.at_ms)),
-            s.did,
-            caption
-        );
+        let _ = writeln!(out, "  {:>8}  {}{}", units::millis(s.at_ms), s.did, caption);
     }
-    let _ = writeln!(out, "\nbatches (observed vs predicted by RabbitMQ's rules)");
-    for (i, b) in r.batches.iter().enumerate() {
-        let show = |v: Vec<String>| v.join(" ");
-        let observed = show(b.observed.iter().map(|(c, n)| format!("{c}:{n}")).collect());
-        let predicted = show(b.predicted.iter().map(|(c, n)| format!("{c}:{n}")).collect());
-        let took = b.makespan_ms.map_or("-".to_string(), |ms| format!("{ms}ms"));
+    let _ = writeln!(out, "\ntheory (RabbitMQ's rules, each batch on an idle, empty queue)");
+    for b in &r.summary.batches {
+        let Some(t) = &b.theory else { continue };
+        let predicted: Vec<String> =
+            t.predicted.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
+        // Only a finished batch can be said to differ; an unfinished one is still on its way.
+        let differs =
+            if b.makespan_ms.is_none() || t.predicted == b.split { "" } else { "  (observed differs)" };
         let _ = writeln!(
             out,
-            "  #{} {} tasks {}/{}: took {took} (predicted {}ms); observed {observed}; predicted {predicted}",
-            i + 1,
-            b.size,
-            b.mode.short(),
-            b.prefetch,
-            b.predicted_makespan_ms
+            "  #{:<3} would take {:<8} {}{differs}",
+            b.id,
+            units::millis(t.predicted_makespan_ms),
+            predicted.join("  ")
         );
     }
     out

@@ -7,6 +7,7 @@
 //! mode = "rr"                       # rr | fair
 //! prefetch = 1                      # fair mode: unacked tasks per consumer (0 = unlimited)
 //! consumers = ["1s", "10s", "15s"]  # each consumer's time per task
+//! expect_losses = false             # true: losing tasks is the lesson (play --headless exits 0)
 //!
 //! [[step]]
 //! at = "0s"
@@ -21,6 +22,9 @@
 //! `delay = { consumer = 2, to = "500ms" }`, `add = "1s"`, `remove = 2`, `kill = 1`,
 //! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
 //! task published so far is processed (or lost) before its own time starts counting.
+//!
+//! `play --headless` exits 1 when tasks were lost, as a lost task is normally a failure; a
+//! lesson that loses tasks on purpose (a kill under auto-ack) says `expect_losses = true`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::app::Mode;
+use crate::units;
 
 /// A checked scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +44,8 @@ pub struct Scenario {
     pub prefetch: u16,
     pub delays: Vec<Duration>,
     pub queue: Option<String>,
+    /// Losing tasks is what the lesson shows: `play --headless` does not fail on it.
+    pub expect_losses: bool,
     pub steps: Vec<Step>,
 }
 
@@ -83,9 +90,9 @@ impl Action {
             Action::Prefetch(0) => "prefetch unlimited".into(),
             Action::Prefetch(p) => format!("prefetch {p}"),
             Action::Delay { consumer, to } => {
-                format!("C{} now takes {}", consumer + 1, humantime::format_duration(*to))
+                format!("C{} now takes {}", consumer + 1, units::duration(*to))
             }
-            Action::Add(d) => format!("add a consumer taking {}", humantime::format_duration(*d)),
+            Action::Add(d) => format!("add a consumer taking {}", units::duration(*d)),
             Action::Remove(c) => format!("remove C{}", c + 1),
             Action::Kill(c) => format!("kill C{}", c + 1),
             Action::Pause => "pause for the presenter".into(),
@@ -105,6 +112,8 @@ struct RawScenario {
     prefetch: u16,
     consumers: Spanned<Vec<String>>,
     queue: Option<String>,
+    #[serde(default)]
+    expect_losses: bool,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
 }
@@ -201,6 +210,7 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
         prefetch: raw.prefetch,
         delays,
         queue: raw.queue,
+        expect_losses: raw.expect_losses,
         steps,
     })
 }
@@ -218,8 +228,8 @@ fn check_step(s: &RawStep, n: usize, live: &mut Vec<bool>, last_at: &mut Duratio
     if at < *last_at && !after_settled {
         return Err(format!(
             "step {n} is at {} but the step before is at {}: keep the timeline in order",
-            humantime::format_duration(at),
-            humantime::format_duration(*last_at)
+            units::duration(at),
+            units::duration(*last_at)
         ));
     }
     *last_at = at;
@@ -366,6 +376,8 @@ kill = 2
         assert_eq!(s.steps[1].action, Some(Action::Publish { count: 4, weights: vec![3.0, 1.0] }));
         assert_eq!(s.steps[2].action, Some(Action::Kill(1)));
         assert_eq!((s.steps[0].line, s.steps[2].line), (6, 15));
+        assert!(!s.expect_losses, "losses are a failure unless the lesson says otherwise");
+        assert!(parse(&GOOD.replacen("mode", "expect_losses = true\nmode", 1)).unwrap().expect_losses);
         let fast = s.scaled(10.0);
         assert_eq!(fast.delays[0], Duration::from_millis(100));
         assert_eq!(fast.steps[2].at, Duration::from_millis(200));
@@ -391,6 +403,7 @@ kill = 2
                 "in order",
             ),
             ("title = \"t\"\nconsumers = [\"1s\"]\nmode = \"fast\"\n", 3, "neither"),
+            ("title = \"t\"\nconsumers = [\"1s\"]\nexpect_losses = \"yes\"\n", 3, "expected a boolean"),
             ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\npublsh = 3\n", 5, "unknown field"),
             ("title = \"t\"\nconsumers = [\"1s\"\n", 2, ""),
             ("title = \"t\"\nconsumers = []\n", 2, "1 to 64"),

@@ -181,6 +181,24 @@ async fn headless_json_reports_the_rotation_on(url: &str) {
     assert_eq!(consumers[0]["tasks"], serde_json::json!([1, 4, 7]));
     assert_eq!(consumers[1]["tasks"], serde_json::json!([2, 5, 8]));
     assert_eq!(consumers[2]["delay_ms"], 10);
+    assert_eq!(v["timed_out"], false);
+    let batches = v["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{v}");
+    let b = &batches[0];
+    assert_eq!(
+        (b["id"].as_u64(), b["published"].as_u64(), b["processed"].as_u64()),
+        (Some(1), Some(9), Some(9))
+    );
+    assert_eq!((b["lost"].as_u64(), b["mode"].as_str()), (Some(0), Some("rr")));
+    let split: Vec<(&str, u64)> = b["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["consumer"].as_str().unwrap(), s["processed"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(split, [("C1", 3), ("C2", 3), ("C3", 3)]);
+    // One batch: the run's makespan is that batch's.
+    assert_eq!(v["makespan_ms"], b["makespan_ms"]);
     delete_queue(&url, &queue).await;
 }
 
@@ -213,7 +231,50 @@ async fn headless_times_out_with_exit_2_and_still_prints_the_summary_on(url: &st
     ])
     .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("published 3"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1s"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("published 3"), "{stdout}");
+    assert!(stdout.contains("makespan unfinished (timed out)"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1.0s"));
+    delete_queue(&url, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_json_says_so_and_reports_what_it_saw() {
+    on_every_broker!("a_timed_out_json_says_so_and_reports_what_it_saw", a_timed_out_json_says_so_on);
+}
+
+async fn a_timed_out_json_says_so_on(url: &str) {
+    let url = url.to_string();
+    let queue = unique_queue("timeout-json");
+    // One consumer at 30s a task: in 1s it has started the first and processed none.
+    let out = warren_bg(&[
+        "--url",
+        &url,
+        "--queue",
+        &queue,
+        "--transient",
+        "--consumers",
+        "1",
+        "--delay",
+        "30s",
+        "--headless",
+        "--publish",
+        "3",
+        "--json",
+        "--timeout",
+        "1s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["timed_out"], true, "{v}");
+    assert_eq!((v["published"].as_u64(), v["processed"].as_u64()), (Some(3), Some(0)), "{v}");
+    assert!(v["makespan_ms"].is_null(), "no makespan for a run that did not finish: {v}");
+    let b = &v["batches"][0];
+    assert_eq!(
+        (b["published"].as_u64(), b["processed"].as_u64(), b["lost"].as_u64()),
+        (Some(3), Some(0), Some(0))
+    );
+    assert!(b["makespan_ms"].is_null(), "{v}");
     delete_queue(&url, &queue).await;
 }

@@ -8,10 +8,16 @@ use serde_json::Value;
 
 fn play(name: &str) -> Value {
     let file = format!("{}/assets/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+    let out = play_file(&file);
+    assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn play_file(file: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
         .args([
             "play",
-            &file,
+            file,
             "--headless",
             "--json",
             "--broker",
@@ -23,13 +29,12 @@ fn play(name: &str) -> Value {
         ])
         .env_remove("AMQP_URL")
         .output()
-        .expect("warren runs");
-    assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+        .expect("warren runs")
 }
 
+/// A batch's `split` (what happened) or `predicted` (the theory): processed per consumer.
 fn counts(batch: &Value, key: &str) -> Vec<u64> {
-    batch[key].as_array().unwrap().iter().map(|pair| pair[1].as_u64().unwrap()).collect()
+    batch[key].as_array().unwrap().iter().map(|share| share["processed"].as_u64().unwrap()).collect()
 }
 
 fn tasks(v: &Value, consumer: usize) -> Vec<u64> {
@@ -38,7 +43,7 @@ fn tasks(v: &Value, consumer: usize) -> Vec<u64> {
 
 /// What RabbitMQ's rules predict is what happened.
 fn as_predicted(name: &str, batch: &Value) {
-    assert_eq!(counts(batch, "observed"), counts(batch, "predicted"), "{name}: {batch}");
+    assert_eq!(counts(batch, "split"), counts(batch, "predicted"), "{name}: {batch}");
 }
 
 #[test]
@@ -53,7 +58,7 @@ fn classic_round_robin_splits_two_two_one_in_rotation() {
 fn classic_fair_dispatch_gives_the_fast_consumer_most_of_the_work() {
     let v = play("classic-fair-dispatch");
     let b = &v["batches"][0];
-    assert_eq!(counts(b, "observed"), [8, 1, 1]);
+    assert_eq!(counts(b, "split"), [8, 1, 1]);
     as_predicted("classic-fair-dispatch", b);
 }
 
@@ -76,15 +81,54 @@ fn a_kill_loses_work_under_auto_ack_and_redelivers_it_under_manual_ack() {
     assert_eq!((v["published"].as_u64(), v["processed"].as_u64()), (Some(10), Some(7)));
     assert_eq!(tasks(&v, 1)[..3], [2, 4, 6], "C2's share of the rotation");
     assert!(tasks(&v, 1).contains(&8), "task 8 was redelivered to C2");
+    // The losses belong to the auto-ack batch, and the report says so per batch.
+    let b = v["batches"].as_array().unwrap();
+    assert_eq!(
+        (b[0]["published"].as_u64(), b[0]["processed"].as_u64(), b[0]["lost"].as_u64()),
+        (Some(6), Some(3), Some(3)),
+        "{v}"
+    );
+    assert_eq!(
+        b[0]["split"],
+        serde_json::json!([{"consumer": "C1", "processed": 0}, {"consumer": "C2", "processed": 3}])
+    );
+    assert_eq!((b[1]["processed"].as_u64(), b[1]["lost"].as_u64()), (Some(4), Some(0)), "{v}");
+    assert_eq!(v["timed_out"], false);
+    // Across both batches: from the first publish to the last task settled.
+    let whole = v["makespan_ms"].as_u64().expect("every batch finished");
+    let last = b[1]["makespan_ms"].as_u64().unwrap();
+    assert!(whole > last, "the whole run ({whole}ms) spans more than its last batch ({last}ms)");
+}
+
+#[test]
+fn a_lesson_that_loses_tasks_fails_unless_it_expects_losses() {
+    let shipped = std::fs::read_to_string(format!(
+        "{}/assets/scenarios/kill-with-work-in-hand.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert!(shipped.contains("\nexpect_losses = true\n"), "the shipped lesson expects its losses");
+    let dir = std::env::temp_dir().join(format!("warren-lossy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lossy.toml");
+    std::fs::write(&file, shipped.replace("\nexpect_losses = true\n", "\n")).unwrap();
+    let out = play_file(file.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("3 of 10 tasks were lost"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    // The report is still printed in full.
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["lost"], 3);
 }
 
 #[test]
 fn a_prefetch_sweep_moves_from_fair_to_round_robin() {
     let v = play("prefetch-sweep");
     let b = v["batches"].as_array().unwrap();
-    assert_eq!(counts(&b[0], "observed"), [24, 6], "prefetch 1");
-    assert_eq!(counts(&b[1], "observed"), [18, 12], "prefetch 10: ten each at once, then by speed");
-    assert_eq!(counts(&b[2], "observed"), [15, 15], "unlimited: half each");
+    assert_eq!(counts(&b[0], "split"), [24, 6], "prefetch 1");
+    assert_eq!(counts(&b[1], "split"), [18, 12], "prefetch 10: ten each at once, then by speed");
+    assert_eq!(counts(&b[2], "split"), [15, 15], "unlimited: half each");
     for batch in b {
         as_predicted("prefetch-sweep", batch);
     }

@@ -161,6 +161,7 @@ impl App {
             dispatch: self.dispatch,
             started: now,
             outstanding: count,
+            lost: 0,
             finished: None,
             ids: None,
             done_by: Vec::new(),
@@ -383,7 +384,7 @@ impl App {
             Event::PublishFailed { id, reason } => {
                 self.ledger.lost_unheld(id, LossReason::PublishFailed);
                 self.lost_unheld.push((id, LossReason::PublishFailed));
-                self.task_settled(id, now);
+                self.task_lost(id, now);
                 self.set_banner(format!("task #{id} was not published: {reason}"), now);
             }
             Event::QueueStats { ready, consumers } => {
@@ -455,7 +456,7 @@ impl App {
                 let lost: Vec<TaskId> =
                     ids.into_iter().filter(|&id| self.ledger.lost(id, consumer, reason)).collect();
                 for &id in &lost {
-                    self.task_settled(id, now);
+                    self.task_lost(id, now);
                 }
                 self.release(consumer, &lost, SpanEnd::Lost, now);
                 if let Some(c) = self.consumer(consumer)
@@ -536,6 +537,14 @@ impl App {
         }
     }
 
+    /// A task settled without being processed: its batch counts it as lost.
+    fn task_lost(&mut self, id: TaskId, now: Instant) {
+        if let Some(b) = self.batch_of(id) {
+            b.lost += 1;
+        }
+        self.task_settled(id, now);
+    }
+
     /// After a crash or a lost connection, tasks the ledger places at the broker may be gone:
     /// auto-ack deliveries in flight to a consumer that died, a non-durable queue of a
     /// restarted broker, publishes that never arrived. When the broker reports its queue empty
@@ -562,7 +571,7 @@ impl App {
         for &id in &ids {
             self.ledger.lost_unheld(id, LossReason::Vanished);
             self.lost_unheld.push((id, LossReason::Vanished));
-            self.task_settled(id, now);
+            self.task_lost(id, now);
         }
         self.suspect_upto = None;
         self.missing_since = None;

@@ -156,6 +156,9 @@ pub struct Batch {
     pub dispatch: Dispatch,
     pub started: Instant,
     pub outstanding: u32,
+    /// Tasks of this batch that settled as lost (never processed): a finished batch with
+    /// losses is not a success, and every report says so.
+    pub lost: u32,
     pub finished: Option<Instant>,
     /// The first and last task id published so far for this batch.
     pub ids: Option<(TaskId, TaskId)>,

@@ -274,6 +274,27 @@ fn tasks_gone_from_the_broker_after_an_incident_are_lost_not_awaited_forever() {
     assert_eq!(a.ledger.lost_by_reason().get(&LossReason::Vanished), Some(&3));
     assert_eq!(a.ledger.place(4), Some(Place::AtBroker), "published after the incident");
     assert!(a.batches[0].finished.is_some());
+    assert_eq!(a.batches[0].lost, 3, "the batch counts what vanished");
+}
+
+#[test]
+fn a_batch_counts_its_lost_tasks_whatever_lost_them() {
+    let (mut a, t0) = app(&[0, 0], Mode::RoundRobin);
+    let Command::Publish { batch, .. } = a.start_batch(4, t0) else { panic!() };
+    // The producer announces a batch's ids before it sends them; #4 is then refused.
+    for id in 1..=4 {
+        ev(&mut a, t0, Event::Published { id, batch: Some(batch) });
+    }
+    for id in 1..=3 {
+        ev(&mut a, t0, Event::Delivered { consumer: 0, id, manual_ack: false, redelivered: false });
+    }
+    ev(&mut a, t0, Event::PublishFailed { id: 4, reason: "refused".into() });
+    ev(&mut a, t0, Event::Lost { consumer: 0, ids: vec![2, 3], reason: LossReason::KilledUnderAutoAck });
+    assert_eq!((a.batches[0].lost, a.batches[0].outstanding), (3, 1));
+    ev(&mut a, t0, Event::Started { consumer: 0, id: 1, work: Duration::ZERO });
+    ev(&mut a, t0, Event::Processed { consumer: 0, id: 1, acked: false });
+    let b = &a.batches[0];
+    assert_eq!((b.lost, b.done_by.iter().sum::<u32>(), b.finished.is_some()), (3, 1, true));
 }
 
 #[test]

@@ -23,6 +23,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled("recent batches", theme::LABEL));
         for b in batches {
             lines.push(batch_line(b));
+            // Right under its batch, before the theory: in a short pane this is what stays.
+            if b.lost > 0 {
+                lines.push(lost_line(b.lost));
+            }
             lines.push(theory_line(b));
         }
     }
@@ -85,14 +89,17 @@ fn theory_line(b: &Batch) -> Line<'static> {
         Span::styled(seen, if differs { theme::WARN } else { theme::VALUE }),
         Span::styled("  theory ", theme::LABEL),
         Span::styled(theory, theme::VALUE),
-        Span::styled(format!(" {}", format::elapsed(makespan)), theme::LABEL),
+        Span::styled(format!(" {}", format::duration(makespan)), theme::LABEL),
     ])
 }
 
+/// `#3   10 tasks fair/1 took 12.3s`: green only when every task of it was processed.
 fn batch_line(b: &Batch) -> Line<'static> {
     let mode = b.dispatch.short_label();
     let outcome = match b.makespan() {
-        Some(d) => Span::styled(format!("took {}", format::elapsed(d)), theme::DONE),
+        Some(d) if b.lost == 0 => Span::styled(format!("took {}", format::duration(d)), theme::DONE),
+        // Finished, but not every task was done: the time is no success to show in green.
+        Some(d) => Span::styled(format!("took {}", format::duration(d)), theme::ALARM),
         None => Span::styled(format!("running, {} left", b.outstanding), theme::WARN),
     };
     Line::from(vec![
@@ -104,9 +111,102 @@ fn batch_line(b: &Batch) -> Line<'static> {
     ])
 }
 
+/// `   lost 3 never processed`: its own line, as the batch line is full in a 40-column pane,
+/// and the words say it where colour cannot (NO_COLOR, monochrome).
+fn lost_line(lost: u32) -> Line<'static> {
+    Line::from(vec![
+        Span::styled("   ", theme::LABEL),
+        Span::styled(format!("lost {lost}"), theme::ALARM),
+        Span::styled(" never processed", theme::LABEL),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+
     use super::*;
+    use crate::app::{AppOptions, Command, Dispatch, Event, LossReason, Mode, Msg};
+
+    /// Three auto-ack consumers, ten tasks dealt in rotation; C2 is killed holding #2, #5, #8
+    /// and the others process the rest: the issue's `saw 4/0/3` batch, which lost 3 tasks.
+    fn lossy_batch() -> App {
+        let t0 = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_secs(1); 3],
+            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut app = App::new(opts, t0);
+        let Command::Publish { batch, .. } = app.start_batch(10, t0) else { panic!("a batch publishes") };
+        let ev =
+            |app: &mut App, secs: u64, e: Event| app.update(Msg::Event(e), t0 + Duration::from_secs(secs));
+        for consumer in 0..3 {
+            ev(&mut app, 0, Event::ConsumerReady { consumer });
+        }
+        for id in 1..=10 {
+            ev(&mut app, 0, Event::Published { id, batch: Some(batch) });
+            ev(
+                &mut app,
+                0,
+                Event::Delivered {
+                    consumer: (id as usize - 1) % 3,
+                    id,
+                    manual_ack: false,
+                    redelivered: false,
+                },
+            );
+        }
+        ev(
+            &mut app,
+            1,
+            Event::Lost { consumer: 1, ids: vec![2, 5, 8], reason: LossReason::KilledUnderAutoAck },
+        );
+        ev(&mut app, 1, Event::ConsumerGone { consumer: 1, killed: true });
+        for (n, id) in [1, 3, 4, 6, 7, 9, 10].into_iter().enumerate() {
+            let consumer = (id as usize - 1) % 3;
+            let secs = 2 + n as u64;
+            ev(&mut app, secs, Event::Started { consumer, id, work: Duration::from_secs(1) });
+            ev(&mut app, secs, Event::Processed { consumer, id, acked: false });
+        }
+        app
+    }
+
+    #[test]
+    fn a_batch_that_lost_tasks_says_so_in_red_and_is_never_green() {
+        let app = lossy_batch();
+        let b = &app.batches[0];
+        assert_eq!((b.lost, b.outstanding, b.finished.is_some()), (3, 0, true));
+        let mut terminal = Terminal::new(TestBackend::new(40, 16)).expect("test terminal");
+        terminal.draw(|f| render(f, f.area(), &app)).expect("draw");
+        let buf = terminal.backend().buffer();
+        let rows: Vec<String> = (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect();
+        let find = |needle: &str| {
+            rows.iter().enumerate().find_map(|(y, row)| {
+                let x = row.find(needle)?;
+                Some((row[..x].chars().count() as u16, y as u16))
+            })
+        };
+        let screen = rows.join("\n");
+        let (x, y) = find("lost 3").unwrap_or_else(|| panic!("no lost 3:\n{screen}"));
+        assert_eq!(buf[(x, y)].fg, Color::Red, "{screen}");
+        assert!(screen.contains("saw 4/0/3"), "{screen}");
+        let (x, y) = find("took 8.0s").unwrap_or_else(|| panic!("no makespan:\n{screen}"));
+        assert_ne!(buf[(x, y)].fg, Color::Green, "a lossy batch is no success:\n{screen}");
+        // Nothing about this batch is green (the share bars above may be).
+        for x in 0..buf.area.width {
+            assert_ne!(buf[(x, y)].fg, Color::Green, "green at {x},{y}:\n{screen}");
+        }
+    }
 
     #[test]
     fn bars_scale_to_the_total_in_eighths() {

@@ -1,29 +1,9 @@
 //! Small text helpers shared by the panes.
 
-use std::time::Duration;
-
 use ratatui::text::{Line, Span};
 
-/// `750ms`, `1s`, `1.5s`, `2m`: short enough for a pane title.
-pub fn duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0..1000 => format!("{ms}ms"),
-        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
-        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        _ => format!("{:.1}s", d.as_secs_f64()),
-    }
-}
-
-/// A makespan with a tenth of a second: `12.3s`, or minutes and seconds past a minute.
-pub fn elapsed(d: Duration) -> String {
-    let tenths = d.as_millis() / 100;
-    if tenths < 600 {
-        format!("{}.{}s", tenths / 10, tenths % 10)
-    } else {
-        format!("{}m{:02}s", tenths / 600, tenths / 10 % 60)
-    }
-}
+// Durations are written one way everywhere (panes, headless, play): see `crate::units`.
+pub use crate::units::duration;
 
 /// The spans that fit in `width` columns as one line, the last one cut and ended with `…`, so
 /// nothing wraps or spills into the next region.
@@ -136,30 +116,6 @@ fn wrap(words: impl Iterator<Item = String>, width: usize, rows: usize) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_are_short() {
-        for (ms, want) in [
-            (0, "0ms"),
-            (10, "10ms"),
-            (750, "750ms"),
-            (1000, "1s"),
-            (1500, "1.5s"),
-            (7500, "7.5s"),
-            (15_000, "15s"),
-            (60_000, "1m"),
-            (90_000, "90s"),
-        ] {
-            assert_eq!(duration(Duration::from_millis(ms)), want, "{ms}ms");
-        }
-    }
-
-    #[test]
-    fn elapsed_has_tenths() {
-        for (ms, want) in [(0, "0.0s"), (12_345, "12.3s"), (59_999, "59.9s"), (61_000, "1m01s")] {
-            assert_eq!(elapsed(Duration::from_millis(ms)), want);
-        }
-    }
 
     #[test]
     fn text_wraps_at_spaces_and_marks_what_does_not_fit() {

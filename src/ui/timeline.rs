@@ -325,7 +325,7 @@ fn render_axis(buf: &mut Buffer, area: Rect, window: &Window) {
     let x0 = area.x + GUTTER + 1;
     let len = window.len();
     let step = tick_step(len, width);
-    let end_label = format::elapsed(len);
+    let end_label = format::duration(len);
     let end_at = width.saturating_sub(end_label.chars().count() as u16);
     let ruler = Style::new().fg(Color::Gray);
     for x in 0..width {
@@ -373,7 +373,11 @@ fn tick_label(at: Duration) -> String {
 fn batch_line(b: &Batch) -> Line<'static> {
     let mode = b.dispatch.short_label();
     let outcome = match b.makespan() {
-        Some(d) => Span::styled(format!("{:<17}", format!("took {}", format::elapsed(d))), theme::DONE),
+        Some(d) => {
+            // Green only when every task of the batch was processed.
+            let style = if b.lost == 0 { theme::DONE } else { theme::ALARM };
+            Span::styled(format!("{:<17}", format!("took {}", format::duration(d))), style)
+        }
         None => Span::styled(format!("{:<17}", format!("running, {} left", b.outstanding)), theme::WARN),
     };
     let mut spans = vec![
@@ -390,6 +394,9 @@ fn batch_line(b: &Batch) -> Line<'static> {
     for id in ids {
         spans.push(Span::styled(format!("  C{}", id + 1), theme::LABEL));
         spans.push(Span::styled(format!(" {}", b.done_by.get(id).copied().unwrap_or(0)), theme::VALUE));
+    }
+    if b.lost > 0 {
+        spans.push(Span::styled(format!("  lost {}", b.lost), theme::ALARM));
     }
     Line::from(spans)
 }

@@ -206,7 +206,7 @@ impl ConsumerActor {
                         Err(e) => {
                             let wait = backoff.next();
                             retry_at = Instant::now() + wait;
-                            let reason = format!("{e}; retrying in {}", humantime::format_duration(round(wait)));
+                            let reason = format!("{e}; retrying in {}", crate::units::duration(wait));
                             self.events.send(Event::ConsumerReconnecting { consumer: self.id, reason }).await;
                             if let Some(r) = self.ready.take() {
                                 let _ = r.send(());
@@ -423,8 +423,4 @@ async fn next_delivery(link: &mut Option<Link>) -> Option<Result<lapin::message:
 
 async fn close(l: Link) {
     let _ = tokio::time::timeout(Duration::from_secs(2), l.conn.close(200, "warren: bye".into())).await;
-}
-
-fn round(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }

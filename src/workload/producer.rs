@@ -187,7 +187,7 @@ impl ProducerActor {
                             // The first clause ("cannot connect to host:port: connection refused")
                             // fits a banner; the advice after it was for start-up.
                             let what = e.split(". ").next().unwrap_or(&e);
-                            let text = format!("producer: {what}; retrying in {}ms", wait.as_millis());
+                            let text = format!("producer: {what}; retrying in {}", crate::units::duration(wait));
                             self.events.send(Event::Error(text)).await;
                         }
                     }

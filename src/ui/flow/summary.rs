@@ -29,8 +29,16 @@ fn batch_line(b: &Batch) -> Line<'static> {
         Span::styled(format!("{} {tasks} {}", b.size, b.dispatch.short_label()), theme::VALUE),
         Span::styled(" · ", theme::LABEL),
     ];
+    // A batch that lost tasks is never shown green: it says how many, in red, first.
+    if b.lost > 0 {
+        spans.push(Span::styled(format!("lost {}", b.lost), theme::ALARM));
+        spans.push(Span::styled(" · ", theme::LABEL));
+    }
     match b.makespan() {
-        Some(d) => spans.push(Span::styled(format!("took {}", format::elapsed(d)), theme::DONE)),
+        Some(d) if b.lost > 0 => {
+            spans.push(Span::styled(format!("took {}", format::duration(d)), theme::ALARM))
+        }
+        Some(d) => spans.push(Span::styled(format!("took {}", format::duration(d)), theme::DONE)),
         None => spans.push(Span::styled(format!("{} left", b.outstanding), theme::WARN)),
     }
     spans.push(Span::styled(" · saw ", theme::LABEL));
@@ -43,7 +51,7 @@ fn batch_line(b: &Batch) -> Line<'static> {
         spans.push(Span::styled(seen, if differs { theme::WARN } else { theme::VALUE }));
         spans.push(Span::styled(if differs { " ≠ theory " } else { " · theory " }, theme::LABEL));
         spans.push(Span::styled(theory, theme::VALUE));
-        spans.push(Span::styled(format!(", {}", format::elapsed(makespan)), theme::LABEL));
+        spans.push(Span::styled(format!(", {}", format::duration(makespan)), theme::LABEL));
     }
     Line::from(spans)
 }

@@ -159,14 +159,14 @@ fn too_many_consumers_are_named_as_hidden() {
     let t0 = Instant::now();
     let mut app = idle(40, t0);
     let screen = text(draw(&app, t0, 100, 30).backend().buffer());
-    let shown = (1..=40).filter(|n| screen.contains(&format!("C{n} 1s"))).count();
+    let shown = (1..=40).filter(|n| screen.contains(&format!("C{n} 1.0s"))).count();
     assert!(shown >= 20, "{shown} lanes:\n{screen}");
     let hint = format!("C{}–C40 hidden, Tab scrolls", shown + 1);
     assert!(screen.contains(&hint), "{hint} missing:\n{screen}");
     // Selecting the last one pages to it, and the hint names what is above.
     app.update(Msg::Action(Action::SelectPrev), t0);
     let screen = text(draw(&app, t0, 100, 30).backend().buffer());
-    assert!(screen.contains("C40 1s") && !screen.contains("C1 1s "), "{screen}");
+    assert!(screen.contains("C40 1.0s") && !screen.contains("C1 1.0s "), "{screen}");
     assert!(screen.contains("C1–"), "{screen}");
 }
 
@@ -209,7 +209,7 @@ fn colours_carry_meaning() {
     assert_eq!(fg("2: consumer killed under auto-ack"), Color::Red);
     assert_eq!(fg("✓"), Color::Green);
     // The selected lane (C1) is marked with ▸ as well as cyan.
-    assert_eq!(fg("▸C1 1s"), Color::Cyan);
+    assert_eq!(fg("▸C1 1.0s"), Color::Cyan);
     // A task keeps its colour: the same as its span in the timeline.
     assert_eq!(fg("▶#2"), crate::ui::timeline::task_colour(2));
 }
@@ -323,7 +323,7 @@ fn details_and_zoom_are_one_key_away_at_80x24() {
     app.update(Msg::Action(Action::ToggleDetails), now);
     app.update(Msg::Action(Action::ToggleZoom), now);
     let screen = text(draw(&app, now, 80, 24).backend().buffer());
-    assert!(screen.contains(" C1 · 1s ") && screen.contains("received"), "{screen}");
+    assert!(screen.contains(" C1 · 1.0s ") && screen.contains("received"), "{screen}");
     assert!(screen.contains("Queue"), "the queue stays in view:\n{screen}");
 }
 

@@ -174,7 +174,7 @@ fn timeline_says_how_many_lanes_do_not_fit() {
     app.update(Msg::Action(Action::ToggleTimeline), t0);
     let screen = text(draw(&app, t0, 100, 30).backend().buffer());
     assert!(screen.contains("+20 more (Tab to scroll)"), "{screen}");
-    assert!(screen.contains("C20 1s") && !screen.contains("C21 1s"), "{screen}");
+    assert!(screen.contains("C20 1.0s") && !screen.contains("C21 1.0s"), "{screen}");
     assert!(screen.contains(" the last 60s "), "{screen}");
 }
 
