@@ -1,4 +1,5 @@
-//! The banner line: an error (red, until it times out), or else the lesson's caption.
+//! The banner line: an error (red, until it times out), or else a notice (for a few seconds),
+//! or else the lesson's caption.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,6 +12,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(banner) = &app.banner {
         let text = format!(" ⚠ {}", banner.text);
         frame.render_widget(Paragraph::new(text).style(theme::BANNER), area);
+    } else if let Some(notice) = &app.notice {
+        // Information, not an error: why a key did not apply, or what it left for later.
+        let text = format!(" ℹ {}", notice.text);
+        frame.render_widget(Paragraph::new(text).style(theme::WARN), area);
     } else if let Some(lesson) = &app.lesson {
         let state = if lesson.paused {
             " ‖ paused (Enter resumes)"

@@ -53,8 +53,12 @@ fn broker_line(app: &App) -> Line<'static> {
 fn mode_spans(app: &App) -> Vec<Span<'static>> {
     let mut spans =
         vec![Span::styled("mode ", theme::LABEL), Span::styled(app.dispatch.to_string(), theme::SELECTED)];
-    if app.dispatch != app.applied {
+    // Only while a switch is under way: a prefetch change noted in round-robin is none.
+    if app.switching() {
         spans.push(Span::styled("  switching…", theme::WARN));
+    }
+    if app.paused() {
+        spans.push(Span::styled("  ‖ PAUSED", theme::WARN));
     }
     spans
 }

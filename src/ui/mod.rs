@@ -91,7 +91,8 @@ pub fn consumer_at(area: Rect, app: &App, column: u16, row: u16) -> Option<usize
 
 /// The one place both `render` and `consumer_at` get the regions from.
 fn screen(area: Rect, app: &App) -> layout::Screen {
-    layout::screen(area, app.banner.is_some() || app.lesson.is_some(), ledger::lines_needed(app))
+    let banner_line = app.banner.is_some() || app.notice.is_some() || app.lesson.is_some();
+    layout::screen(area, banner_line, ledger::lines_needed(app))
 }
 
 /// The selected consumer's position among the visible ones (0 if none is selected).
