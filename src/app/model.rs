@@ -113,6 +113,11 @@ impl Consumer {
         self.status == ConsumerStatus::Crashed
     }
 
+    /// Crashed, and its end reported: `s` can start it again now.
+    pub fn restartable(&self) -> bool {
+        self.crashed() && self.ended
+    }
+
     /// Can still be told to do things (not crashed, not gone, not already leaving).
     pub fn alive(&self) -> bool {
         !matches!(self.status, ConsumerStatus::Crashed | ConsumerStatus::Removed | ConsumerStatus::Leaving)

@@ -81,7 +81,7 @@ impl App {
                     _ => "it cannot be removed",
                 };
                 match (action, c.status) {
-                    (RestartConsumer, ConsumerStatus::Crashed) if !c.ended => {
+                    (RestartConsumer, ConsumerStatus::Crashed) if !c.restartable() => {
                         Some(format!("{n} is still crashing (its tasks are being accounted for): try again"))
                     }
                     (RestartConsumer, ConsumerStatus::Crashed) => None,
