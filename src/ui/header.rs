@@ -81,3 +81,48 @@ fn traffic_spans(app: &App) -> Vec<Span<'static>> {
         Span::styled(" acked", theme::LABEL),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::{Action, App, AppOptions, Dispatch, Event, Mode, Msg};
+
+    /// The whole screen at the smallest size that matters, as text.
+    fn screen(app: &App, now: Instant) -> String {
+        let mut t = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+        t.draw(|f| crate::ui::render(f, app, now)).expect("draws");
+        let buf = t.backend().buffer();
+        let rows = buf.content.chunks(usize::from(buf.area.width));
+        rows.map(|row| row.iter().map(|c| c.symbol()).collect::<String>()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn the_header_says_paused_and_switching_only_while_a_switch_is_under_way() {
+        let now = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_secs(1); 2],
+            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut app = App::new(opts, now);
+        app.update(Msg::Action(Action::PrefetchUp), now);
+        let s = screen(&app, now);
+        assert!(!s.contains("switching"), "a noted prefetch is no switch:\n{s}");
+        assert!(s.contains("prefetch 2 noted; it applies in fair mode, m switches"), "{s}");
+        app.update(Msg::Action(Action::ToggleMode), now);
+        assert!(screen(&app, now).contains("switching…"));
+        let applied = app.dispatch;
+        app.update(Msg::Event(Event::DispatchApplied(applied)), now);
+        assert!(!screen(&app, now).contains("switching"));
+        assert!(!screen(&app, now).contains("PAUSED"));
+        app.update(Msg::Action(Action::PlayPause), now);
+        assert!(screen(&app, now).contains("‖ PAUSED"));
+    }
+}
