@@ -260,6 +260,8 @@ impl App {
             self.note(reason, now);
             return None;
         }
+        // The notice answers the last key: one that applies takes an older one away.
+        self.notice = None;
         let cmd = self.apply_action(action, now);
         self.explain(action, now);
         cmd

@@ -34,6 +34,13 @@ impl App {
         if paused == self.paused() {
             return None;
         }
+        if let (false, Some(since)) = (paused, self.paused_since) {
+            // A running batch's makespan is work time: the pause does not count (the theory
+            // beside it predicts no pauses). A batch published while paused started at resume.
+            for b in self.batches.iter_mut().filter(|b| b.finished.is_none()) {
+                b.started += now.saturating_duration_since(b.started.max(since));
+            }
+        }
         for w in self.consumers.iter_mut().filter_map(|c| c.working.as_mut()) {
             if paused {
                 w.frozen = Some(now);

@@ -63,6 +63,28 @@ fn pause_freezes_progress_and_resume_goes_on_from_there() {
 }
 
 #[test]
+fn a_pause_does_not_count_in_a_batch_makespan() {
+    let (mut a, t0) = app(&[1000], Mode::Fair);
+    act(&mut a, t0, Action::PublishOne);
+    act(&mut a, ms(t0, 400), Action::PlayPause);
+    act(&mut a, ms(t0, 600), Action::PublishOne); // published while paused
+    act(&mut a, ms(t0, 10_400), Action::PlayPause);
+    for id in 1..=2 {
+        ev(&mut a, ms(t0, 10_400), Event::Published { id, batch: Some(id) });
+        ev(
+            &mut a,
+            ms(t0, 10_400),
+            Event::Delivered { consumer: 0, id, manual_ack: true, redelivered: false },
+        );
+        ev(&mut a, ms(t0, 10_400), Event::Started { consumer: 0, id, work: Duration::from_secs(1) });
+    }
+    ev(&mut a, ms(t0, 11_000), Event::Processed { consumer: 0, id: 1, acked: true });
+    ev(&mut a, ms(t0, 12_000), Event::Processed { consumer: 0, id: 2, acked: true });
+    let spans: Vec<_> = a.batches.iter().map(Batch::makespan).collect();
+    assert_eq!(spans, [Some(Duration::from_millis(1000)), Some(Duration::from_millis(1600))]);
+}
+
+#[test]
 fn a_task_started_just_as_the_pause_came_stands_still_from_its_start() {
     let (mut a, t0) = app(&[1000], Mode::Fair);
     act(&mut a, t0, Action::PlayPause);
@@ -198,4 +220,6 @@ fn prefetch_in_round_robin_is_noted_and_never_reads_as_a_switch() {
     act(&mut a, t0, Action::PrefetchDown);
     assert!(!a.switching());
     assert_eq!(notice(&a), "prefetch 1 noted; it applies in fair mode, m switches");
+    act(&mut a, t0, Action::SelectNext);
+    assert!(a.notice.is_none(), "the notice answers the last key only");
 }
