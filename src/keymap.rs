@@ -19,14 +19,15 @@ pub const HELP: &[(&str, &str)] = &[
     ("+ (or =)", "selected consumer slower"),
     ("-", "selected consumer faster"),
     ("a", "add a consumer"),
-    ("x", "remove the selected consumer gracefully"),
+    ("x", "remove the selected consumer or crashed pane"),
     ("k", "kill the selected consumer (crash, no acks)"),
+    ("s", "restart the selected crashed consumer"),
     ("t", "timeline: each task drawn where it ran"),
     ("z", "zoom: the selected consumer in full"),
     ("d", "details: producer, distribution, ledger"),
     ("?", "show / hide this help"),
-    ("Enter", "scenario: pause / resume the lesson"),
-    ("n", "scenario: run the next step now"),
+    ("Enter", "pause / resume (work, stream, lesson clock)"),
+    ("n", "scenario: run the next step (stays paused)"),
     ("R", "scenario: start the lesson over"),
     ("q Esc Ctrl-C", "quit"),
 ];
@@ -58,6 +59,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('a') => AddConsumer,
         KeyCode::Char('x') => RemoveConsumer,
         KeyCode::Char('k') => KillConsumer,
+        KeyCode::Char('s') => RestartConsumer,
         KeyCode::Char('t') => ToggleTimeline,
         KeyCode::Char('z') => ToggleZoom,
         KeyCode::Char('d') => ToggleDetails,
@@ -123,6 +125,7 @@ mod tests {
         (KeyCode::Char('a'), NONE, AddConsumer),
         (KeyCode::Char('x'), NONE, RemoveConsumer),
         (KeyCode::Char('k'), NONE, KillConsumer),
+        (KeyCode::Char('s'), NONE, RestartConsumer),
         (KeyCode::Char('t'), NONE, ToggleTimeline),
         (KeyCode::Char('z'), NONE, ToggleZoom),
         (KeyCode::Char('d'), NONE, ToggleDetails),
@@ -183,7 +186,7 @@ mod tests {
         assert_eq!(HELP.len(), actions.len() - shared + 1);
         let labels: std::collections::HashSet<_> = HELP.iter().map(|h| h.0).collect();
         assert_eq!(labels.len(), HELP.len());
-        for label in ["space", "b", "r", "m", "a", "x", "k", "t", "?", "-"] {
+        for label in ["space", "b", "r", "m", "a", "x", "k", "s", "t", "?", "-", "Enter", "n"] {
             assert!(labels.contains(label), "{label} missing from HELP");
         }
     }

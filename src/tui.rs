@@ -148,7 +148,6 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                     if let Some(action) = action_for(&app, ev, size.into()) {
                         let now = Instant::now();
                         match (action, &mut player) {
-                            (Action::PlayPause, Some(p)) if !app.show_help => p.toggle_pause(now),
                             (Action::PlayStep, Some(p)) if !app.show_help => p.step_ahead(now),
                             (Action::PlayRestart, Some(_)) if !app.show_help => {
                                 exit = Exit::Restart;
@@ -158,6 +157,10 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                         }
                         if let Some(cmd) = app.update(Msg::Action(action), now) {
                             engine.send(cmd);
+                        }
+                        // Enter pauses the App; the lesson clock stops with it, to the frame.
+                        if let Some(p) = &mut player {
+                            p.set_paused(app.paused(), now);
                         }
                     } else {
                         app.dirty = true; // resize and the like: redraw

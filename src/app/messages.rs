@@ -124,6 +124,8 @@ pub enum Action {
     AddConsumer,
     RemoveConsumer,
     KillConsumer,
+    /// Start a crashed consumer again (same name and delay, fresh connection).
+    RestartConsumer,
     ToggleHelp,
     /// Show the timeline (one lane per consumer) instead of the consumer panes, or back.
     ToggleTimeline,
@@ -132,9 +134,9 @@ pub enum Action {
     /// The selected consumer's full pane in place of the lanes, or back.
     ToggleZoom,
     Quit,
-    /// Scenario playback: pause or resume the timeline.
+    /// Freeze or unfreeze the whole demo (work, stream, and a lesson's clock).
     PlayPause,
-    /// Scenario playback: run the next step now.
+    /// Scenario playback: run the next step now (a paused lesson stays paused).
     PlayStep,
     /// Scenario playback: start the lesson over (fresh consumers, empty queue).
     PlayRestart,
@@ -168,6 +170,14 @@ pub enum Command {
     KillConsumer {
         consumer: ConsumerId,
     },
+    /// A crashed consumer starts again: a new actor with its own connection, same id and delay.
+    RestartConsumer {
+        consumer: ConsumerId,
+        delay: Duration,
+    },
+    /// Freeze (true) or unfreeze the simulated work and the stream: a consumer's task in hand
+    /// keeps its remaining time, nothing is acked or started, the stream publishes nothing.
+    Pause(bool),
     Quit,
 }
 

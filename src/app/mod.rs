@@ -6,6 +6,7 @@ pub mod ledger;
 mod messages;
 mod model;
 pub mod player;
+mod presenter;
 pub mod settings;
 pub mod stats;
 pub mod theory;
@@ -57,6 +58,12 @@ pub struct App {
     pub lost_unheld: Trail<(TaskId, LossReason)>,
     next_batch: BatchId,
     pub banner: Option<Banner>,
+    /// Why the last key did not apply, or what it left for later (not an error; times out).
+    pub notice: Option<Banner>,
+    /// The demo is frozen since then (see `presenter`).
+    paused_since: Option<Instant>,
+    /// SetDispatch commands sent and not yet reported applied: the header's `switching…`.
+    switches_in_flight: u32,
     /// After a crash or a lost connection: tasks up to this id may have vanished from the
     /// broker (see `reconcile`).
     suspect_upto: Option<TaskId>,
@@ -108,6 +115,9 @@ impl App {
             lost_unheld: Trail::new(model::LOST_KEPT),
             next_batch: 1,
             banner: None,
+            notice: None,
+            paused_since: None,
+            switches_in_flight: 0,
             suspect_upto: None,
             missing_since: None,
             last_published: 0,
@@ -198,6 +208,14 @@ impl App {
 
     /// Remove a consumer gracefully (selecting it, so the audience sees which one goes).
     pub fn remove_consumer(&mut self, consumer: ConsumerId) -> Option<Command> {
+        if self.consumers.get(consumer).is_some_and(Consumer::crashed) {
+            // Its actor is gone already: only the pane goes (the chart keeps its counts).
+            self.consumers[consumer].status = ConsumerStatus::Removed;
+            if self.selected == consumer {
+                self.select_step(1);
+            }
+            return None;
+        }
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.status = ConsumerStatus::Leaving;
         self.selected = consumer;
@@ -242,13 +260,25 @@ impl App {
     }
 
     fn on_action(&mut self, action: Action, now: Instant) -> Option<Command> {
-        use Action::*;
         if self.show_help {
             // Any key (Esc and q too) closes the help overlay and does nothing else: safe in
             // front of an audience, and nobody quits by trying to close the help.
             self.show_help = false;
             return None;
         }
+        if let Some(reason) = self.refusal(action) {
+            self.note(reason, now);
+            return None;
+        }
+        // The notice answers the last key: one that applies takes an older one away.
+        self.notice = None;
+        let cmd = self.apply_action(action, now);
+        self.explain(action, now);
+        cmd
+    }
+
+    fn apply_action(&mut self, action: Action, now: Instant) -> Option<Command> {
+        use Action::*;
         match action {
             PublishOne => return Some(self.start_batch(1, now)),
             PublishBurst => return Some(self.start_batch(self.producer.burst, now)),
@@ -308,6 +338,7 @@ impl App {
             }
             RemoveConsumer => return self.remove_consumer(self.selected),
             KillConsumer => return self.kill_consumer(self.selected),
+            RestartConsumer => return self.restart_consumer(self.selected),
             ToggleHelp => self.show_help = !self.show_help,
             ToggleTimeline => {
                 self.show_timeline = !self.show_timeline;
@@ -318,8 +349,9 @@ impl App {
                 self.zoom = !self.zoom;
                 self.show_timeline = false;
             }
+            PlayPause => return self.set_paused(!self.paused(), now),
             // The timeline belongs to the player, which the event loop drives.
-            PlayPause | PlayStep | PlayRestart => {}
+            PlayStep | PlayRestart => {}
             Quit => {
                 self.quitting = true;
                 return Some(Command::Quit);
@@ -333,6 +365,7 @@ impl App {
         for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Consuming) {
             c.status = ConsumerStatus::Switching;
         }
+        self.switches_in_flight += 1;
         Command::SetDispatch(self.dispatch)
     }
 
@@ -421,8 +454,9 @@ impl App {
             }
             Event::Started { consumer, id, work } => {
                 self.ledger.started(id, consumer);
+                let frozen = self.paused_since.map(|_| now);
                 if let Some(c) = self.consumer(consumer) {
-                    c.working = Some(Working { id, since: now, delay: work });
+                    c.working = Some(Working { id, since: now, delay: work, frozen });
                     c.span_started(id, now);
                 }
             }
@@ -480,6 +514,7 @@ impl App {
                 };
                 if let Some(c) = self.consumer(consumer) {
                     c.status = if killed { ConsumerStatus::Crashed } else { ConsumerStatus::Removed };
+                    c.ended = true;
                     c.working = None;
                     if let Some(id) = running {
                         c.span_ended(&[id], outcome, now);
@@ -491,6 +526,7 @@ impl App {
             }
             Event::DispatchApplied(d) => {
                 self.applied = d;
+                self.switches_in_flight = self.switches_in_flight.saturating_sub(1);
                 for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Switching) {
                     c.status = ConsumerStatus::Consuming;
                 }
@@ -592,11 +628,16 @@ impl App {
     fn on_tick(&mut self, now: Instant) {
         // Progress bars move while anyone works; the timeline's axis runs until the batch is done.
         let batch_running = self.batches.last().is_some_and(|b| b.finished.is_none());
-        if self.consumers.iter().any(|c| c.working.is_some()) || (self.show_timeline && batch_running) {
+        let working = !self.paused() && self.consumers.iter().any(|c| c.working.is_some());
+        if working || (self.show_timeline && batch_running) {
             self.dirty = true;
         }
         if self.banner.as_ref().is_some_and(|b| now.duration_since(b.since) > BANNER_FOR) {
             self.banner = None;
+            self.dirty = true;
+        }
+        if self.notice.as_ref().is_some_and(|n| now.duration_since(n.since) > presenter::NOTICE_FOR) {
+            self.notice = None;
             self.dirty = true;
         }
         // Whole seconds only, and catch up if frames were skipped.

@@ -36,6 +36,8 @@ pub struct Working {
     pub id: TaskId,
     pub since: Instant,
     pub delay: Duration,
+    /// Since when the demo is paused: progress stands still at this instant.
+    pub frozen: Option<Instant>,
 }
 
 /// How a task's run on a consumer ended.
@@ -78,6 +80,8 @@ pub struct Consumer {
     pub spans: VecDeque<RunSpan>,
     /// Every processed id in order; kept only when asked (headless), as it grows without bound.
     pub history: Option<Vec<TaskId>>,
+    /// Its actor reported its end (ConsumerGone): a crashed one can start again.
+    pub(super) ended: bool,
 }
 
 impl Consumer {
@@ -98,6 +102,7 @@ impl Consumer {
             last_loss: None,
             spans: VecDeque::new(),
             history: keep_history.then(Vec::new),
+            ended: false,
         }
     }
 
@@ -108,6 +113,16 @@ impl Consumer {
     /// Still shown as a pane (removed consumers only stay in the distribution chart).
     pub fn visible(&self) -> bool {
         self.status != ConsumerStatus::Removed
+    }
+
+    /// Crashed and not restarted: its pane can be removed (`x`) or it can start again (`s`).
+    pub fn crashed(&self) -> bool {
+        self.status == ConsumerStatus::Crashed
+    }
+
+    /// Crashed, and its end reported: `s` can start it again now.
+    pub fn restartable(&self) -> bool {
+        self.crashed() && self.ended
     }
 
     /// Can still be told to do things (not crashed, not gone, not already leaving).
@@ -144,6 +159,7 @@ impl Consumer {
         if w.delay.is_zero() {
             return Some(1.0);
         }
+        let now = w.frozen.unwrap_or(now);
         Some((now.saturating_duration_since(w.since).as_secs_f64() / w.delay.as_secs_f64()).min(1.0))
     }
 }

@@ -28,6 +28,8 @@ pub struct Player {
     waiting_since: Option<Instant>,
     /// The presenter stepped ahead: the next step does not wait for the queue.
     skip_wait: bool,
+    /// The presenter stepped ahead while paused: run that one step, stay paused.
+    step_once: bool,
 }
 
 impl Player {
@@ -41,6 +43,7 @@ impl Player {
             log: Vec::new(),
             waiting_since: None,
             skip_wait: false,
+            step_once: false,
         }
     }
 
@@ -88,22 +91,29 @@ impl Player {
         (self.next, self.steps.len())
     }
 
-    pub fn toggle_pause(&mut self, now: Instant) {
-        if self.paused_since.is_some() {
+    /// Stop or restart the clock. The App's pause rules (`tick` follows `App::paused`); the
+    /// event loop also calls this right after the key, so the clock stops to the frame.
+    pub fn set_paused(&mut self, paused: bool, now: Instant) {
+        if paused == self.paused() {
+            return;
+        }
+        if paused {
+            self.paused_since = Some(now);
+        } else {
             self.thaw(now);
             self.paused_since = None;
-        } else {
-            self.paused_since = Some(now);
         }
     }
 
-    /// Run the next step now: jump the clock to it, and end a pause or a wait for the queue
-    /// (the presenter decides to go on).
+    /// Run the next step now: jump the clock to it and end a wait for the queue (the presenter
+    /// decides to go on). While paused, that one step runs and the lesson stays paused.
     pub fn step_ahead(&mut self, now: Instant) {
-        self.thaw(now);
-        self.paused_since = None;
-        self.waiting_since = None;
+        if self.waiting_since.is_some() {
+            self.thaw(now);
+            self.waiting_since = None;
+        }
         self.skip_wait = true;
+        self.step_once = self.paused();
         if let Some(step) = self.steps.get(self.next) {
             let elapsed = self.elapsed(now);
             if step.at > elapsed {
@@ -113,10 +123,11 @@ impl Player {
     }
 
     /// Run every step that is due; returns the commands for the workload. `headless` skips
-    /// presenter pauses.
+    /// presenter pauses. The clock follows the App's pause, which freezes the whole demo.
     pub fn tick(&mut self, app: &mut App, now: Instant, headless: bool) -> Vec<Command> {
+        self.set_paused(app.paused(), now);
         let mut out = Vec::new();
-        while !self.paused() {
+        while !self.paused() || self.step_once {
             let Some(step) = self.steps.get(self.next).cloned() else { break };
             if step.after_settled && !app.settled() && !self.skip_wait {
                 // The timeline waits: its clock stands still until the queue has settled.
@@ -138,9 +149,16 @@ impl Player {
             let did = step.action.as_ref().map_or_else(|| "caption".to_string(), Action::describe);
             self.log.push(Played { at_ms: step.at.as_millis() as u64, did, caption: step.caption.clone() });
             match &step.action {
-                Some(Action::Pause) if !headless => self.paused_since = Some(now),
+                Some(Action::Pause) if !headless => {
+                    // The whole demo stops for the presenter, not only the timeline.
+                    out.extend(app.set_paused(true, now));
+                    self.set_paused(true, now);
+                }
                 Some(action) => out.extend(apply(app, action, now)),
                 None => {}
+            }
+            if std::mem::take(&mut self.step_once) && self.paused() {
+                break;
             }
         }
         out
@@ -165,7 +183,7 @@ fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{AppOptions, Dispatch, Event, Mode, Msg};
+    use crate::app::{Action as Key, AppOptions, Dispatch, Event, Mode, Msg};
     use crate::scenario::parse;
 
     const LESSON: &str = r#"
@@ -233,11 +251,15 @@ kill = 2
         assert!(matches!(cmds[..], [Command::SetDispatch(Dispatch { mode: Mode::Fair, .. })]), "{cmds:?}");
         // 5s were spent waiting: the clock resumed at 1s of scenario time.
         assert_eq!(p.elapsed(t0 + Duration::from_secs(6)), Duration::from_secs(1));
-        assert!(p.tick(&mut a, t0 + Duration::from_secs(7), false).is_empty());
-        assert!(p.paused(), "the pause step stops the clock");
+        let cmds = p.tick(&mut a, t0 + Duration::from_secs(7), false);
+        assert_eq!(cmds, [Command::Pause(true)], "the pause step freezes the whole demo");
+        assert!(p.paused() && a.paused(), "the pause step stops the clock");
         assert_eq!(p.caption.as_deref(), Some("look"));
         assert!(p.tick(&mut a, t0 + Duration::from_secs(30), false).is_empty(), "still paused");
-        p.toggle_pause(t0 + Duration::from_secs(30));
+        let resume = a.update(Msg::Action(Key::PlayPause), t0 + Duration::from_secs(30));
+        assert_eq!(resume, Some(Command::Pause(false)));
+        // As the event loop does right after the key.
+        p.set_paused(a.paused(), t0 + Duration::from_secs(30));
         let cmds = p.tick(&mut a, t0 + Duration::from_secs(31), false);
         assert_eq!(cmds, [Command::KillConsumer { consumer: 1 }]);
         assert!(p.finished());
@@ -257,8 +279,8 @@ kill = 2
         p.tick(&mut a, t0 + Duration::from_secs(1), true); // caption + publish 2
         p.tick(&mut a, t0 + Duration::from_secs(1), true); // the mode step waits
         assert!(p.waiting());
-        p.toggle_pause(t0 + Duration::from_secs(3));
-        p.toggle_pause(t0 + Duration::from_secs(11));
+        p.set_paused(true, t0 + Duration::from_secs(3));
+        p.set_paused(false, t0 + Duration::from_secs(11));
         assert_eq!(p.elapsed(t0 + Duration::from_secs(20)), Duration::from_secs(1), "still waiting: frozen");
         p.step_ahead(t0 + Duration::from_secs(20));
         assert!(!p.waiting());
@@ -266,6 +288,38 @@ kill = 2
         let cmds = p.tick(&mut a, t0 + Duration::from_secs(20), true);
         assert!(matches!(cmds[..], [Command::SetDispatch(_)]), "{cmds:?}");
         assert_eq!(p.elapsed(t0 + Duration::from_secs(21)), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn n_while_paused_runs_exactly_one_step_and_stays_paused() {
+        let t0 = Instant::now();
+        let s = parse(LESSON).unwrap();
+        let mut a = app(t0);
+        let mut p = Player::new(&s, t0);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        p.tick(&mut a, t0, false); // the caption
+        assert_eq!(a.update(Msg::Action(Key::PlayPause), at(500)), Some(Command::Pause(true)));
+        p.set_paused(a.paused(), at(500));
+        assert!(p.tick(&mut a, at(9_000), false).is_empty(), "paused: the 1s step waits");
+        p.step_ahead(at(10_000));
+        let cmds = p.tick(&mut a, at(10_000), false);
+        assert!(matches!(cmds[..], [Command::Publish { count: 2, .. }]), "{cmds:?}");
+        assert!(p.paused() && a.paused(), "still paused after the step");
+        assert_eq!(p.elapsed(at(20_000)), Duration::from_secs(1), "the clock stands at that step");
+        assert!(p.tick(&mut a, at(20_000), false).is_empty(), "nothing more runs while paused");
+        // The next step waits for the queue to settle; `n` overrides that too, one step only.
+        p.step_ahead(at(21_000));
+        let cmds = p.tick(&mut a, at(21_000), false);
+        assert!(matches!(cmds[..], [Command::SetDispatch(_)]), "{cmds:?}");
+        assert!(p.paused());
+        assert_eq!(p.progress(), (3, 5));
+        // Resume: the clock goes on from 1s; the pause step (at 2s) comes a second later.
+        assert_eq!(a.update(Msg::Action(Key::PlayPause), at(30_000)), Some(Command::Pause(false)));
+        p.set_paused(a.paused(), at(30_000));
+        assert!(p.tick(&mut a, at(30_500), false).is_empty());
+        assert!(!p.paused());
+        assert_eq!(p.elapsed(at(30_500)), Duration::from_millis(1_500));
+        assert_eq!(p.tick(&mut a, at(31_000), false), [Command::Pause(true)]);
     }
 
     #[test]

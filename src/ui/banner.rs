@@ -1,5 +1,6 @@
-//! The lines under the header: an error banner (red, until it times out) and the lesson's
-//! caption, each wrapped at spaces, never cut: the error up to two lines, the caption up to three.
+//! The lines under the header: an error banner (red, until it times out), a notice (why a key did
+//! not apply, for a few seconds) and the lesson's caption, each wrapped at spaces, never cut: the
+//! error and the notice up to two lines each, the caption up to three.
 //!
 //! ```text
 //!  ▶ Classic round-robin 2/5  PAUSED  Five tasks. Watch the trail in each lane: C1 gets #1 and
@@ -20,11 +21,12 @@ const BANNER_MAX: usize = 2;
 
 /// How many lines the banner and the caption need at this width.
 pub fn height(app: &App, width: u16) -> u16 {
-    (banner_lines(app, width).len() + caption_lines(app, width).len()) as u16
+    (banner_lines(app, width).len() + notice_lines(app, width).len() + caption_lines(app, width).len()) as u16
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines = banner_lines(app, area.width);
+    lines.extend(notice_lines(app, area.width));
     lines.extend(caption_lines(app, area.width));
     frame.render_widget(Paragraph::new(lines), area);
 }
@@ -40,6 +42,14 @@ fn banner_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             Line::styled(format!(" {l}{}", " ".repeat(pad)), theme::BANNER)
         })
         .collect()
+}
+
+/// Information, not an error: why a key did not apply, or what it left for later.
+fn notice_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    let Some(notice) = &app.notice else { return Vec::new() };
+    let text = format!("ℹ {}", notice.text);
+    let wrapped = format::wrap_text(&text, usize::from(width).saturating_sub(2), 0, BANNER_MAX);
+    wrapped.into_iter().map(|l| Line::styled(format!(" {l}"), theme::WARN)).collect()
 }
 
 /// ` ▶ Title 2/5  PAUSED  caption text…`, the caption wrapped under the title.

@@ -12,7 +12,7 @@ use ratatui::text::Span;
 use ratatui::widgets::Paragraph;
 
 use super::{format, theme};
-use crate::app::{App, ConsumerStatus};
+use crate::app::App;
 
 /// Lines the header takes.
 pub const HEIGHT: u16 = 2;
@@ -64,8 +64,12 @@ fn mode_spans(app: &App) -> Vec<Span<'static>> {
     let mut spans =
         vec![Span::styled(" mode ", theme::LABEL), Span::styled(app.applied.to_string(), theme::SELECTED)];
     // Only while consumers are re-registering: a prefetch noted in round-robin is no switch.
-    if app.consumers.iter().any(|c| c.status == ConsumerStatus::Switching) {
+    if app.switching() {
         spans.push(Span::styled(format!(" ⇄ switching to {}", app.dispatch.short_label()), theme::WARN));
+    }
+    if app.paused() {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(" PAUSED ", theme::BADGE));
     }
     let unacked = app.ledger.broker_unacked();
     let waiting = app.ledger.totals().unacked;
@@ -76,6 +80,9 @@ fn mode_spans(app: &App) -> Vec<Span<'static>> {
             format!(" = {waiting} waiting + {} in hand", unacked - waiting),
             theme::LABEL,
         ));
+    }
+    if app.paused() {
+        spans.push(Span::styled("  ‖ PAUSED", theme::WARN));
     }
     spans
 }
@@ -90,4 +97,49 @@ fn rate_spans(app: &App) -> Vec<Span<'static>> {
     spans.extend(rate(app.delivered.rate(), "delivered"));
     spans.extend(rate(app.acked.rate(), "acked"));
     spans
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::{Action, App, AppOptions, Dispatch, Event, Mode, Msg};
+
+    /// The whole screen at the smallest size that matters, as text.
+    fn screen(app: &App, now: Instant) -> String {
+        let mut t = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+        t.draw(|f| crate::ui::render(f, app, now)).expect("draws");
+        let buf = t.backend().buffer();
+        let rows = buf.content.chunks(usize::from(buf.area.width));
+        rows.map(|row| row.iter().map(|c| c.symbol()).collect::<String>()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn the_header_says_paused_and_switching_only_while_a_switch_is_under_way() {
+        let now = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_secs(1); 2],
+            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut app = App::new(opts, now);
+        app.update(Msg::Action(Action::PrefetchUp), now);
+        let s = screen(&app, now);
+        assert!(!s.contains("switching"), "a noted prefetch is no switch:\n{s}");
+        assert!(s.contains("prefetch 2 noted; it applies in fair mode, m switches"), "{s}");
+        app.update(Msg::Action(Action::ToggleMode), now);
+        assert!(screen(&app, now).contains("⇄ switching to fair/2"));
+        let applied = app.dispatch;
+        app.update(Msg::Event(Event::DispatchApplied(applied)), now);
+        assert!(!screen(&app, now).contains("switching"));
+        assert!(!screen(&app, now).contains("PAUSED"));
+        app.update(Msg::Action(Action::PlayPause), now);
+        assert!(screen(&app, now).contains(" PAUSED "));
+    }
 }

@@ -26,6 +26,9 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum ConsumerCmd {
     SetDelay(Duration),
+    /// Freeze (true): start nothing, and the task in hand keeps its remaining time until the
+    /// unfreeze. Deliveries are still taken in (the broker pushes them anyway).
+    Pause(bool),
     /// Cancel, set qos, consume again; reply when registered (or when it will be on reconnect).
     SetDispatch(Dispatch, oneshot::Sender<()>),
     /// Graceful: take no more work, return unstarted manual-ack tasks, finish the rest.
@@ -59,6 +62,8 @@ pub struct ConsumerActor {
     pub id: ConsumerId,
     pub delay: Duration,
     pub dispatch: Dispatch,
+    /// Start frozen (the demo is paused).
+    pub paused: bool,
     pub shared: Shared,
     pub events: EventSink,
     pub commands: mpsc::UnboundedReceiver<ConsumerCmd>,
@@ -75,9 +80,12 @@ impl ConsumerActor {
         let mut leaving = false;
         let mut backoff = Backoff::default();
         let mut retry_at = Instant::now();
+        // Frozen since then: no deadline runs, and resuming adds the frozen time to it.
+        let mut paused_at = self.paused.then(Instant::now);
 
         loop {
             if current.is_none()
+                && paused_at.is_none()
                 && let Some(h) = waiting.pop_front()
             {
                 let work = self.delay.mul_f64(h.weight);
@@ -92,7 +100,7 @@ impl ConsumerActor {
                 self.events.flush().await;
                 return;
             }
-            let deadline = current.map(|(_, d)| d);
+            let deadline = current.filter(|_| paused_at.is_none()).map(|(_, d)| d);
             // A task whose time is already up is finished without a timer: tokio's timers
             // have millisecond resolution, which would cap a zero-delay consumer at ~1000/s.
             let due = deadline.is_some_and(|d| d <= Instant::now());
@@ -135,6 +143,16 @@ impl ConsumerActor {
                         }
                     }
                     Some(ConsumerCmd::SetDelay(d)) => self.delay = d,
+                    Some(ConsumerCmd::Pause(true)) => {
+                        paused_at.get_or_insert_with(Instant::now);
+                    }
+                    Some(ConsumerCmd::Pause(false)) => {
+                        if let Some(at) = paused_at.take()
+                            && let Some((_, deadline)) = &mut current
+                        {
+                            *deadline += at.elapsed();
+                        }
+                    }
                     Some(ConsumerCmd::SetDispatch(d, done)) => {
                         self.dispatch = d;
                         if let Some(l) = &mut link

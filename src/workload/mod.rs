@@ -196,6 +196,7 @@ impl Engine {
             shared,
             sink,
             dispatch: cfg.dispatch,
+            paused: false,
             producer: ptx,
             producer_task,
             consumers: Vec::new(),
@@ -253,6 +254,8 @@ struct Supervisor {
     shared: Shared,
     sink: EventSink,
     dispatch: Dispatch,
+    /// The demo is frozen: consumers started meanwhile start frozen too.
+    paused: bool,
     producer: mpsc::UnboundedSender<ProducerCmd>,
     producer_task: JoinHandle<()>,
     consumers: Vec<Option<ConsumerHandle>>,
@@ -290,6 +293,21 @@ impl Supervisor {
                 Command::AddConsumer { consumer, delay } => self.add_consumer(consumer, delay).await,
                 Command::RemoveConsumer { consumer } => self.tell(consumer, ConsumerCmd::Remove),
                 Command::KillConsumer { consumer } => self.tell(consumer, ConsumerCmd::Kill),
+                Command::RestartConsumer { consumer, delay } => {
+                    // The crashed actor reports its end first, so the app never takes its
+                    // last words for the new one's.
+                    if let Some(old) = self.consumers.get_mut(consumer).and_then(Option::take) {
+                        self.bounded_end(old.task).await;
+                    }
+                    self.add_consumer(consumer, delay).await;
+                }
+                Command::Pause(paused) => {
+                    self.paused = paused;
+                    let _ = self.producer.send(ProducerCmd::Pause(paused));
+                    for h in self.consumers.iter().flatten() {
+                        let _ = h.commands.send(ConsumerCmd::Pause(paused));
+                    }
+                }
                 Command::Quit => break,
             }
         }
@@ -309,6 +327,7 @@ impl Supervisor {
             id,
             delay,
             dispatch: self.dispatch,
+            paused: self.paused,
             shared: self.shared.clone(),
             events: self.sink.clone(),
             commands: rx,
@@ -330,6 +349,15 @@ impl Supervisor {
             _ = tokio::time::timeout(Duration::from_secs(10), answer) => {}
             () = self.quit.cancelled() => {}
         }
+    }
+
+    /// Wait for an actor to end, at most 10s (then it is aborted), and not at all once quitting.
+    async fn bounded_end(&self, mut task: JoinHandle<()>) {
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(10), &mut task) => {}
+            () = self.quit.cancelled() => {}
+        }
+        task.abort();
     }
 
     async fn stop(self) {

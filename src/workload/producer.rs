@@ -25,6 +25,8 @@ pub enum ProducerCmd {
         weights: Vec<f64>,
     },
     Stream(Option<u32>),
+    /// Freeze (true) or unfreeze the stream; explicit publishes still go out.
+    Pause(bool),
     Quit,
 }
 
@@ -92,6 +94,7 @@ impl ProducerActor {
         stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut backoff = Backoff::default();
         let mut retry_at = Instant::now();
+        let mut paused = false;
 
         loop {
             let can_publish = self.link.is_some() && !pending.is_empty();
@@ -108,6 +111,13 @@ impl ProducerActor {
                             i.set_missed_tick_behavior(MissedTickBehavior::Burst);
                             i
                         });
+                    }
+                    Some(ProducerCmd::Pause(p)) => {
+                        if paused && !p && let Some(i) = &mut stream {
+                            // The next tick one period from now, not a burst for the pause.
+                            i.reset();
+                        }
+                        paused = p;
                     }
                 },
                 Some((id, res)) = confirms.next(), if !confirms.is_empty() => match res {
@@ -153,7 +163,8 @@ impl ProducerActor {
                     }
                 }
                 // No ticks while disconnected: a stream must not pile up tasks during an outage.
-                _ = tick(&mut stream), if stream.is_some() && self.link.is_some() => {
+                // Nor while the demo is paused.
+                _ = tick(&mut stream), if stream.is_some() && self.link.is_some() && !paused => {
                     pending.push_back(Pending { batch: None, count: 1, done: 0, weights: Vec::new() });
                 }
                 _ = stats.tick() => {
