@@ -6,6 +6,7 @@ pub mod ledger;
 mod messages;
 mod model;
 pub mod player;
+mod ring;
 pub mod settings;
 pub mod stats;
 pub mod theory;
@@ -54,6 +55,8 @@ pub struct App {
     pub queue_consumers: Option<u32>,
     pub batches: Vec<Batch>,
     next_batch: BatchId,
+    /// The broker's consumer ring as events tell it, for the theory's starting point.
+    ring: ring::Ring,
     pub banner: Option<Banner>,
     /// After a crash or a lost connection: tasks up to this id may have vanished from the
     /// broker (see `reconcile`).
@@ -100,6 +103,7 @@ impl App {
             queue_consumers: None,
             batches: Vec::new(),
             next_batch: 1,
+            ring: ring::Ring::default(),
             banner: None,
             suspect_upto: None,
             missing_since: None,
@@ -144,6 +148,9 @@ impl App {
     pub fn start_weighted_batch(&mut self, count: u32, weights: Vec<f64>, now: Instant) -> Command {
         let id = self.next_batch;
         self.next_batch += 1;
+        let consumers: Vec<_> =
+            self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect();
+        let start = Some(self.theory_state(&consumers, now));
         self.batches.push(Batch {
             id,
             size: count,
@@ -155,8 +162,11 @@ impl App {
             finished: None,
             ids: None,
             done_by: Vec::new(),
-            consumers: self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect(),
+            consumers,
             weights: weights.clone(),
+            start,
+            switches: Vec::new(),
+            note: None,
         });
         // Keep only the recent batches: the screen shows a handful.
         if self.batches.len() > 64 {
@@ -181,9 +191,9 @@ impl App {
     }
 
     /// Switch dispatch mode: every live consumer re-registers.
-    pub fn set_mode(&mut self, mode: Mode) -> Command {
+    pub fn set_mode(&mut self, mode: Mode, now: Instant) -> Command {
         self.dispatch.mode = mode;
-        self.switch_dispatch()
+        self.switch_dispatch(now)
     }
 
     /// Remove a consumer gracefully (selecting it, so the audience sees which one goes).
@@ -203,9 +213,9 @@ impl App {
     }
 
     /// Set the prefetch; consumers re-register at once in fair mode.
-    pub fn set_prefetch(&mut self, prefetch: u16) -> Option<Command> {
+    pub fn set_prefetch(&mut self, prefetch: u16, now: Instant) -> Option<Command> {
         self.dispatch.prefetch = prefetch;
-        (self.dispatch.mode == Mode::Fair).then(|| self.switch_dispatch())
+        (self.dispatch.mode == Mode::Fair).then(|| self.switch_dispatch(now))
     }
 
     pub fn selected_consumer(&self) -> Option<&Consumer> {
@@ -259,7 +269,7 @@ impl App {
                     return Some(self.stream_command());
                 }
             }
-            ToggleMode => return Some(self.set_mode(self.dispatch.mode.toggled())),
+            ToggleMode => return Some(self.set_mode(self.dispatch.mode.toggled(), now)),
             PrefetchUp | PrefetchDown => {
                 self.dispatch.prefetch = if action == PrefetchUp {
                     settings::prefetch_up(self.dispatch.prefetch)
@@ -268,7 +278,7 @@ impl App {
                 };
                 // Prefetch means nothing to auto-ack consumers: keep it for the next switch.
                 if self.dispatch.mode == Mode::Fair {
-                    return Some(self.switch_dispatch());
+                    return Some(self.switch_dispatch(now));
                 }
             }
             SelectNext => self.select_step(1),
@@ -311,9 +321,15 @@ impl App {
     }
 
     /// Every live consumer re-registers (cancel, qos, consume) with the requested settings.
-    fn switch_dispatch(&mut self) -> Command {
+    /// The theory takes the switch as made now, at the ask (the re-subscriptions follow
+    /// within milliseconds): running batches follow it.
+    fn switch_dispatch(&mut self, now: Instant) -> Command {
         for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Consuming) {
             c.status = ConsumerStatus::Switching;
+        }
+        self.ring.switched(self.dispatch);
+        for b in self.batches.iter_mut().filter(|b| b.finished.is_none()) {
+            b.switched(self.dispatch, now);
         }
         Command::SetDispatch(self.dispatch)
     }
@@ -338,6 +354,7 @@ impl App {
     }
 
     fn on_event(&mut self, event: Event, now: Instant) {
+        self.ring.observe(&event, self.dispatch);
         match event {
             Event::Connected(info) => {
                 self.broker = Some(info);

@@ -111,6 +111,8 @@ pub struct Grab {
     pub took: usize,
     /// Its new prefetch window (None = no limit: auto-ack, or prefetch 0).
     pub window: Option<usize>,
+    /// It was the first to re-subscribe.
+    pub first: bool,
 }
 
 /// The predicted outcome of a [`Workload`].
@@ -166,7 +168,7 @@ pub fn predict_from(state: &State, weights: &[f64], switches: &[Switch]) -> Pred
 }
 
 /// The prefetch window a registration with these settings gets (`usize::MAX` = unlimited).
-fn window_of(d: Dispatch) -> usize {
+pub(super) fn window_of(d: Dispatch) -> usize {
     // Round-robin and prefetch 0 are the same machine with an infinite window: everything is
     // delivered at once in strict rotation, and each consumer then works through its backlog.
     match d {

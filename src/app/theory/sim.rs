@@ -157,7 +157,7 @@ impl Sim {
             let others_waiting = k + 1 < order.len();
             if self.grab.is_none() && took >= 2 && others_waiting {
                 let window = (self.limit[c] != usize::MAX).then_some(self.limit[c]);
-                self.grab = Some(Grab { consumer: c, took, window });
+                self.grab = Some(Grab { consumer: c, took, window, first: k == 0 });
             }
         }
     }

@@ -227,7 +227,7 @@ fn fair_to_round_robin_mid_burst_lets_c1_take_everything_ready() {
     assert_eq!(p.counts(), vec![8, 1, 1]);
     assert_eq!(p.tasks[0], vec![1, 4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(p.makespan, Duration::from_secs(8));
-    assert_eq!(p.grab, Some(Grab { consumer: 0, took: 7, window: None }));
+    assert_eq!(p.grab, Some(Grab { consumer: 0, took: 7, window: None, first: true }));
     // Without the switch the split follows speed (all equal here): no grab.
     let plain = predict_from(&s, &[1.0; 10], &[]);
     assert_eq!((plain.counts(), plain.grab), (vec![4, 3, 3], None));
@@ -251,7 +251,7 @@ fn a_bigger_prefetch_mid_batch_gives_a_fresh_window_to_who_re_subscribes_first()
     let switch = Switch { at: Duration::from_millis(500), dispatch: fair(4) };
     let p = predict_from(&s, &[1.0; 12], &[switch]);
     assert_eq!(p.counts(), vec![5, 5, 2]);
-    assert_eq!(p.grab, Some(Grab { consumer: 0, took: 4, window: Some(4) }));
+    assert_eq!(p.grab, Some(Grab { consumer: 0, took: 4, window: Some(4), first: true }));
 }
 
 #[test]
