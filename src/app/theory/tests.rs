@@ -260,3 +260,46 @@ fn a_switch_after_the_batch_is_done_changes_nothing() {
     let late = Switch { at: Duration::from_secs(5), dispatch: RR };
     assert_eq!(predict_from(&s, &[1.0; 4], &[late]), predict_from(&s, &[1.0; 4], &[]));
 }
+
+/// The state a round-robin burst of `n` leaves at `t` ms on consumers with `delays` (ms), after
+/// which a switch to `after` re-registered everyone in order (nothing in a window).
+fn after_rr_burst(delays: &[u64], n: usize, t: u64, after: Dispatch) -> State {
+    let k = delays.len();
+    let mut s = State::idle(&ms(delays), after);
+    for (c, cs) in s.consumers.iter_mut().enumerate() {
+        let d = delays[c];
+        let mine = (n + k - 1 - c) / k;
+        let done = (t / d) as usize;
+        if done < mine {
+            cs.held.push(held(d - t % d, false));
+            cs.held.extend((done + 1..mine).map(|_| held(d, false)));
+        }
+    }
+    s
+}
+
+/// The demo of tests/theory.rs, with real-world jitter: the second burst starts 940..1100ms
+/// after the first, and every task takes up to 20ms longer than its delay. With delays of
+/// 300/700/1100ms no two events that decide the split come within that margin, so the split is
+/// the same everywhere (300/600/900, the example, is not: C1 and C2 free up within a few
+/// ms of each other for the last task, and either 6/3/1 or 7/2/1 is right).
+#[test]
+fn the_demo_splits_hold_under_jitter() {
+    for extra in [0u64, 5, 10, 20] {
+        let d: Vec<u64> = [300, 700, 1100].iter().map(|x| x + extra).collect();
+        for t in (940..=1100).step_by(5) {
+            // b, then m and b again a second later.
+            let p = predict_from(&after_rr_burst(&d, 10, t, fair(1)), &[1.0; 10], &[]);
+            assert_eq!(
+                (p.counts(), p.grab),
+                (vec![7, 2, 1], None),
+                "second burst at {t}ms, +{extra}ms a task"
+            );
+            // fair/1, switched to round-robin once C1 acked its first task (after 320ms at most; C2 acks at 700ms).
+            let switch = Switch { at: Duration::from_millis(t - 620), dispatch: RR };
+            let p = predict_from(&State::idle(&ms(&d), fair(1)), &[1.0; 10], &[switch]);
+            assert_eq!(p.counts(), vec![8, 1, 1], "switch at {}ms, +{extra}ms a task", t - 620);
+            assert_eq!(p.grab.map(|g| (g.consumer, g.took)), Some((0, 6)));
+        }
+    }
+}
