@@ -491,6 +491,9 @@ impl App {
             }
             Event::Error(text) => self.set_banner(text, now),
         }
+        if self.ledger.totals().at_broker > 0 {
+            self.ring.queue_waits();
+        }
     }
 
     /// A consumer no longer holds these tasks (they went back to the broker or were lost);

@@ -84,7 +84,7 @@ impl Ring {
                 s.registered = false;
                 s.window.clear();
             }
-            Event::Delivered { consumer, id, manual_ack, .. } => {
+            Event::Delivered { consumer, id, manual_ack, redelivered } => {
                 let key = self.slot(consumer).key;
                 // Every full consumer ahead of the receiver was skipped at the head: blocked.
                 for (c, s) in self.slots.iter_mut().enumerate() {
@@ -93,10 +93,12 @@ impl Ring {
                     }
                 }
                 self.arrivals += 1;
-                let key = (id.max(self.max_delivered), self.arrivals);
+                // A redelivery breaks the id order: it counts as the latest delivery.
+                let key = if redelivered { (self.max_delivered, self.arrivals) } else { (id, self.arrivals) };
                 self.max_delivered = self.max_delivered.max(id);
                 let s = self.slot(consumer);
                 s.key = key;
+                s.blocked = false;
                 if manual_ack {
                     s.window.push(id);
                 }
@@ -109,6 +111,14 @@ impl Ring {
                 self.freed(consumer, ids);
             }
             _ => {}
+        }
+    }
+
+    /// Tasks wait at the broker (after the event just observed): it has offered them round the
+    /// whole ring, so every full consumer was skipped at the head and is blocked.
+    pub fn queue_waits(&mut self) {
+        for s in self.slots.iter_mut().filter(|s| s.registered && s.window.len() >= s.limit) {
+            s.blocked = true;
         }
     }
 
@@ -181,4 +191,109 @@ impl App {
 
 fn weight_at(weights: &[f64], i: u64) -> f64 {
     if weights.is_empty() { 1.0 } else { weights[(i % weights.len() as u64) as usize] }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::{AppOptions, Dispatch, Event, Mode, Msg};
+    use super::*;
+
+    fn app(mode: Mode, delays: &[u64]) -> (App, Instant) {
+        let now = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: delays.iter().map(|&d| Duration::from_millis(d)).collect(),
+            dispatch: Dispatch { mode, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut a = App::new(opts, now);
+        for consumer in 0..delays.len() {
+            a.update(Msg::Event(Event::ConsumerReady { consumer }), now);
+        }
+        (a, now)
+    }
+
+    fn ev(a: &mut App, now: Instant, e: Event) {
+        a.update(Msg::Event(e), now);
+    }
+
+    fn deliver(a: &mut App, now: Instant, consumer: ConsumerId, id: TaskId, manual_ack: bool) {
+        ev(a, now, Event::Delivered { consumer, id, manual_ack, redelivered: false });
+    }
+
+    fn ring_now(a: &App, now: Instant) -> Vec<usize> {
+        let consumers: Vec<_> = a.consumers.iter().map(|c| (c.id, c.delay)).collect();
+        a.theory_state(&consumers, now).ring
+    }
+
+    #[test]
+    fn deliveries_move_the_ring_whatever_order_their_events_arrive_in() {
+        let (mut a, now) = app(Mode::RoundRobin, &[100, 100, 100]);
+        assert_eq!(ring_now(&a, now), vec![0, 1, 2], "registration order");
+        let cmd = a.start_batch(5, now);
+        assert!(matches!(cmd, super::super::Command::Publish { count: 5, .. }));
+        for id in 1..=5 {
+            ev(&mut a, now, Event::Published { id, batch: Some(1) });
+        }
+        // The broker dealt 1..5 as C1 C2 C3 C1 C2; C2's events happen to arrive first.
+        for (c, id) in [(1, 2), (1, 5), (0, 1), (0, 4), (2, 3)] {
+            deliver(&mut a, now, c, id, false);
+        }
+        assert_eq!(ring_now(&a, now), vec![2, 0, 1], "C3 is next, C2 went last");
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_task_in_hand_the_backlog_and_the_queue() {
+        let (mut a, t0) = app(Mode::RoundRobin, &[1000, 2000]);
+        a.start_batch(5, t0);
+        for id in 1..=5 {
+            ev(&mut a, t0, Event::Published { id, batch: Some(1) });
+        }
+        for (c, id) in [(0, 1), (1, 2), (0, 3)] {
+            deliver(&mut a, t0, c, id, false);
+        }
+        ev(&mut a, t0, Event::Started { consumer: 0, id: 1, work: Duration::from_millis(1000) });
+        let now = t0 + Duration::from_millis(400);
+        let consumers: Vec<_> = a.consumers.iter().map(|c| (c.id, c.delay)).collect();
+        let s = a.theory_state(&consumers, now);
+        let held = |c: usize| s.consumers[c].held.iter().map(|h| h.time.as_millis()).collect::<Vec<_>>();
+        assert_eq!(held(0), vec![600, 1000], "600ms left of #1, then #3");
+        assert_eq!(held(1), vec![2000], "#2 not started yet");
+        assert_eq!(s.queued, vec![1.0, 1.0], "#4 and #5 still at the broker");
+        assert_eq!(s.ring, vec![1, 0]);
+    }
+
+    #[test]
+    fn a_full_consumer_skipped_at_the_head_rejoins_at_the_tail_on_ack() {
+        let (mut a, now) = app(Mode::Fair, &[100, 100, 100]);
+        a.start_batch(5, now);
+        for id in 1..=5 {
+            ev(&mut a, now, Event::Published { id, batch: Some(1) });
+        }
+        for (c, id) in [(0, 1), (1, 2), (2, 3)] {
+            deliver(&mut a, now, c, id, true);
+        }
+        // #4 and #5 wait: everyone is full, so everyone is blocked and out of the ring.
+        assert_eq!(ring_now(&a, now), Vec::<usize>::new());
+        ev(&mut a, now, Event::Started { consumer: 1, id: 2, work: Duration::ZERO });
+        ev(&mut a, now, Event::Processed { consumer: 1, id: 2, acked: true });
+        deliver(&mut a, now, 1, 4, true);
+        ev(&mut a, now, Event::Started { consumer: 2, id: 3, work: Duration::ZERO });
+        ev(&mut a, now, Event::Processed { consumer: 2, id: 3, acked: true });
+        // C3 rejoins; #5 is still queued here (its delivery not yet seen), C3 is in the ring.
+        assert_eq!(ring_now(&a, now), vec![2]);
+        deliver(&mut a, now, 2, 5, true);
+        // C1 acks last and rejoins behind C3, although it was ahead of it before; C2 got #4
+        // while #5 waited, so it was skipped full at the head and is blocked.
+        ev(&mut a, now, Event::Started { consumer: 0, id: 1, work: Duration::ZERO });
+        ev(&mut a, now, Event::Processed { consumer: 0, id: 1, acked: true });
+        assert_eq!(ring_now(&a, now), vec![2, 0]);
+        // A switch re-registers everyone in order with fresh windows.
+        a.set_mode(Mode::RoundRobin, now);
+        assert_eq!(ring_now(&a, now), vec![0, 1, 2]);
+    }
 }

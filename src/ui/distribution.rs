@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding, Paragraph};
+use ratatui::widgets::{Block, Padding, Paragraph, Wrap};
 
 use super::{format, theme};
 use crate::app::{App, Batch, Consumer, ConsumerStatus};
@@ -24,9 +24,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         for b in batches {
             lines.push(batch_line(b));
             lines.push(theory_line(b));
+            // Why a switch made the split what it is (e.g. C1 took everything ready).
+            if let Some(note) = &b.note {
+                lines.push(Line::styled(format!("   {note}"), theme::LABEL));
+            }
         }
     }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
 
 /// `C1 ██████▍       33%  12`, one per consumer ever started.
@@ -70,8 +74,9 @@ fn bar(part: u64, total: u64, width: usize) -> String {
 }
 
 /// `#3   10 tasks fair/1 took 12.3s`
-/// `   saw 8/1/1  theory 8/1/1 15.0s`: what RabbitMQ's rules predict for this batch (on an
-/// idle, empty queue), next to what happened; yellow when a finished batch differs.
+/// `   saw 8/1/1  theory 8/1/1 15.0s`: what RabbitMQ's rules predict for this batch (from the
+/// state it started from, following switches), next to what happened; yellow when a finished
+/// batch differs.
 fn theory_line(b: &Batch) -> Line<'static> {
     let (predicted, makespan) = b.predicted();
     let join = |v: Vec<String>| v.join("/");
