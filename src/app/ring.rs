@@ -145,6 +145,9 @@ impl App {
         now: Instant,
     ) -> theory::State {
         let empty = Slot::default();
+        let starting = |id: ConsumerId| {
+            self.consumers.get(id).is_some_and(|c| c.status == super::ConsumerStatus::Starting)
+        };
         let mut states = Vec::new();
         for &(id, delay) in consumers {
             let slot = self.ring.slots.get(id).unwrap_or(&empty);
@@ -160,12 +163,17 @@ impl App {
                     in_window: in_window(t),
                 });
             }
-            states.push(theory::ConsumerState { delay, held, registered: slot.registered });
+            states.push(theory::ConsumerState { delay, held, registered: slot.registered || starting(id) });
         }
         let mut ring: Vec<usize> = (0..consumers.len())
             .filter(|&i| self.ring.slots.get(consumers[i].0).is_some_and(|s| s.registered && !s.blocked))
             .collect();
         ring.sort_by_key(|&i| self.ring.slots[consumers[i].0].key);
+        // Consumers still starting register within milliseconds, one after another: they join
+        // the tail in that order (a batch published at start-up is not predicted onto nobody).
+        ring.extend((0..consumers.len()).filter(|&i| {
+            starting(consumers[i].0) && !self.ring.slots.get(consumers[i].0).is_some_and(|s| s.registered)
+        }));
         // Ready at the broker: published and not delivered, then earlier batches' tasks not yet
         // published (the producer publishes batches in order).
         let mut queued: Vec<f64> =
@@ -228,6 +236,25 @@ mod tests {
     fn ring_now(a: &App, now: Instant) -> Vec<usize> {
         let consumers: Vec<_> = a.consumers.iter().map(|c| (c.id, c.delay)).collect();
         a.theory_state(&consumers, now).ring
+    }
+
+    #[test]
+    fn consumers_still_starting_join_the_ring_in_order() {
+        let (mut a, now) = app(Mode::RoundRobin, &[100, 100, 100]);
+        a.add_consumer(Duration::from_millis(100));
+        assert_eq!(ring_now(&a, now), vec![0, 1, 2, 3]);
+        let now = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_millis(100); 2],
+            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut a = App::new(opts, now);
+        ev(&mut a, now, Event::ConsumerReady { consumer: 1 });
+        assert_eq!(ring_now(&a, now), vec![1, 0], "C2 registered, C1 still starting");
     }
 
     #[test]
