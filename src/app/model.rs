@@ -177,6 +177,7 @@ impl Batch {
         (counts, p.makespan)
     }
 
+    /// The whole prediction: per consumer the batch's tasks in order, and the grab if any.
     pub fn prediction(&self) -> theory::Prediction {
         let weights: Vec<f64> = (0..self.size as usize)
             .map(|i| if self.weights.is_empty() { 1.0 } else { self.weights[i % self.weights.len()] })
@@ -197,13 +198,19 @@ impl Batch {
     pub(super) fn switched(&mut self, dispatch: Dispatch, now: Instant) {
         self.switches.push(theory::Switch { at: now.saturating_duration_since(self.started), dispatch });
         self.note = self.prediction().grab.map(|g| {
-            let name = self.consumers.get(g.consumer).map_or_else(|| "a consumer".into(), |(id, _)| format!("C{}", id + 1));
+            let name = match self.consumers.get(g.consumer) {
+                Some((id, _)) => format!("C{}", id + 1),
+                None => "a consumer".to_string(),
+            };
             let when = if g.first { "first" } else { "before the others" };
+            let took = g.took;
             match g.window {
-                None => format!("{name} re-subscribed {when} with no prefetch limit and took all {} ready tasks", g.took),
+                None => format!(
+                    "{name} re-subscribed {when} with no prefetch limit and took all {took} ready tasks"
+                ),
                 Some(w) => format!(
-                    "{name} re-subscribed {when} with a fresh prefetch window of {w} and took {} ready tasks at once",
-                    g.took
+                    "{name} re-subscribed {when} with a fresh prefetch window of {w} and took {took} ready \
+                     tasks at once"
                 ),
             }
         });

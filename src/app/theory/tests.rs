@@ -295,7 +295,8 @@ fn the_demo_splits_hold_under_jitter() {
                 (vec![7, 2, 1], None),
                 "second burst at {t}ms, +{extra}ms a task"
             );
-            // fair/1, switched to round-robin once C1 acked its first task (after 320ms at most; C2 acks at 700ms).
+            // fair/1, switched to round-robin once C1 acked its first task (after 320ms at most;
+            // C2 acks at 700ms).
             let switch = Switch { at: Duration::from_millis(t - 620), dispatch: RR };
             let p = predict_from(&State::idle(&ms(&d), fair(1)), &[1.0; 10], &[switch]);
             assert_eq!(p.counts(), vec![8, 1, 1], "switch at {}ms, +{extra}ms a task", t - 620);
