@@ -7,6 +7,7 @@ mod messages;
 mod model;
 pub mod player;
 mod presenter;
+mod ring;
 pub mod settings;
 pub mod stats;
 pub mod theory;
@@ -57,6 +58,8 @@ pub struct App {
     /// The last tasks lost while no consumer held them (refused publishes, gone from the broker).
     pub lost_unheld: Trail<(TaskId, LossReason)>,
     next_batch: BatchId,
+    /// The broker's consumer ring as events tell it, for the theory's starting point.
+    ring: ring::Ring,
     pub banner: Option<Banner>,
     /// Why the last key did not apply, or what it left for later (not an error; times out).
     pub notice: Option<Banner>,
@@ -114,6 +117,7 @@ impl App {
             batches: Vec::new(),
             lost_unheld: Trail::new(model::LOST_KEPT),
             next_batch: 1,
+            ring: ring::Ring::default(),
             banner: None,
             notice: None,
             paused_since: None,
@@ -163,6 +167,9 @@ impl App {
     pub fn start_weighted_batch(&mut self, count: u32, weights: Vec<f64>, now: Instant) -> Command {
         let id = self.next_batch;
         self.next_batch += 1;
+        let consumers: Vec<_> =
+            self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect();
+        let start = Some(self.theory_state(&consumers, now));
         self.batches.push(Batch {
             id,
             size: count,
@@ -175,8 +182,11 @@ impl App {
             finished: None,
             ids: None,
             done_by: Vec::new(),
-            consumers: self.consumers.iter().filter(|c| c.alive()).map(|c| (c.id, c.delay)).collect(),
+            consumers,
             weights: weights.clone(),
+            start,
+            switches: Vec::new(),
+            note: None,
         });
         // Keep only the recent batches: the screen shows a handful.
         if self.batches.len() > 64 {
@@ -201,9 +211,9 @@ impl App {
     }
 
     /// Switch dispatch mode: every live consumer re-registers.
-    pub fn set_mode(&mut self, mode: Mode) -> Command {
+    pub fn set_mode(&mut self, mode: Mode, now: Instant) -> Command {
         self.dispatch.mode = mode;
-        self.switch_dispatch()
+        self.switch_dispatch(now)
     }
 
     /// Remove a consumer gracefully (selecting it, so the audience sees which one goes).
@@ -231,9 +241,9 @@ impl App {
     }
 
     /// Set the prefetch; consumers re-register at once in fair mode.
-    pub fn set_prefetch(&mut self, prefetch: u16) -> Option<Command> {
+    pub fn set_prefetch(&mut self, prefetch: u16, now: Instant) -> Option<Command> {
         self.dispatch.prefetch = prefetch;
-        (self.dispatch.mode == Mode::Fair).then(|| self.switch_dispatch())
+        (self.dispatch.mode == Mode::Fair).then(|| self.switch_dispatch(now))
     }
 
     pub fn selected_consumer(&self) -> Option<&Consumer> {
@@ -299,7 +309,7 @@ impl App {
                     return Some(self.stream_command());
                 }
             }
-            ToggleMode => return Some(self.set_mode(self.dispatch.mode.toggled())),
+            ToggleMode => return Some(self.set_mode(self.dispatch.mode.toggled(), now)),
             PrefetchUp | PrefetchDown => {
                 self.dispatch.prefetch = if action == PrefetchUp {
                     settings::prefetch_up(self.dispatch.prefetch)
@@ -308,7 +318,7 @@ impl App {
                 };
                 // Prefetch means nothing to auto-ack consumers: keep it for the next switch.
                 if self.dispatch.mode == Mode::Fair {
-                    return Some(self.switch_dispatch());
+                    return Some(self.switch_dispatch(now));
                 }
             }
             SelectNext => self.select_step(1),
@@ -361,11 +371,17 @@ impl App {
     }
 
     /// Every live consumer re-registers (cancel, qos, consume) with the requested settings.
-    fn switch_dispatch(&mut self) -> Command {
+    /// The theory takes the switch as made now, at the ask (the re-subscriptions follow
+    /// within milliseconds): running batches follow it.
+    fn switch_dispatch(&mut self, now: Instant) -> Command {
         for c in self.consumers.iter_mut().filter(|c| c.status == ConsumerStatus::Consuming) {
             c.status = ConsumerStatus::Switching;
         }
         self.switches_in_flight += 1;
+        self.ring.switched(self.dispatch);
+        for b in self.batches.iter_mut().filter(|b| b.finished.is_none()) {
+            b.switched(self.dispatch, now);
+        }
         Command::SetDispatch(self.dispatch)
     }
 
@@ -389,6 +405,7 @@ impl App {
     }
 
     fn on_event(&mut self, event: Event, now: Instant) {
+        self.ring.observe(&event, self.dispatch);
         match event {
             Event::Connected(info) => {
                 self.broker = Some(info);
@@ -532,6 +549,9 @@ impl App {
                 }
             }
             Event::Error(text) => self.set_banner(text, now),
+        }
+        if self.ledger.totals().at_broker > 0 {
+            self.ring.queue_waits();
         }
     }
 

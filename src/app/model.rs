@@ -184,23 +184,62 @@ pub struct Batch {
     /// published: what the theory model needs to predict it.
     pub weights: Vec<f64>,
     pub consumers: Vec<(ConsumerId, Duration)>,
+    /// Where things stood when it was published (`consumers` in the same order); None = idle.
+    pub start: Option<theory::State>,
+    /// Dispatch switches asked for while it ran, in order.
+    pub switches: Vec<theory::Switch>,
+    /// One line on a split a switch made surprising (a consumer that re-subscribed first took
+    /// the ready tasks at once).
+    pub note: Option<String>,
 }
 
 impl Batch {
-    /// What RabbitMQ's rules predict for this batch, if it started on an idle, empty queue:
-    /// tasks per consumer (by consumer id) and the makespan.
+    /// What RabbitMQ's rules predict for this batch from where things stood when it was
+    /// published, following the switches made during it: tasks per consumer (by consumer id)
+    /// and the makespan from its start.
     pub fn predicted(&self) -> (Vec<(ConsumerId, usize)>, Duration) {
-        let weights = (0..self.size as usize)
-            .map(|i| if self.weights.is_empty() { 1.0 } else { self.weights[i % self.weights.len()] })
-            .collect();
-        let w = theory::Workload {
-            delays: self.consumers.iter().map(|(_, d)| *d).collect(),
-            weights,
-            dispatch: self.dispatch,
-        };
-        let p = theory::predict(&w);
+        let p = self.prediction();
         let counts = self.consumers.iter().map(|(id, _)| *id).zip(p.counts()).collect();
         (counts, p.makespan)
+    }
+
+    /// The whole prediction: per consumer the batch's tasks in order, and the grab if any.
+    pub fn prediction(&self) -> theory::Prediction {
+        let weights: Vec<f64> = (0..self.size as usize)
+            .map(|i| if self.weights.is_empty() { 1.0 } else { self.weights[i % self.weights.len()] })
+            .collect();
+        let delays: Vec<Duration> = self.consumers.iter().map(|(_, d)| *d).collect();
+        let idle;
+        let state = match &self.start {
+            Some(s) => s,
+            None => {
+                idle = theory::State::idle(&delays, self.dispatch);
+                &idle
+            }
+        };
+        theory::predict_from(state, &weights, &self.switches)
+    }
+
+    /// A switch to `dispatch` was asked for at `now`: follow it, and explain a grab it causes.
+    pub(super) fn switched(&mut self, dispatch: Dispatch, now: Instant) {
+        self.switches.push(theory::Switch { at: now.saturating_duration_since(self.started), dispatch });
+        self.note = self.prediction().grab.map(|g| {
+            let name = match self.consumers.get(g.consumer) {
+                Some((id, _)) => format!("C{}", id + 1),
+                None => "a consumer".to_string(),
+            };
+            let when = if g.first { "first" } else { "before the others" };
+            let took = g.took;
+            match g.window {
+                None => format!(
+                    "{name} re-subscribed {when} with no prefetch limit and took all {took} ready tasks"
+                ),
+                Some(w) => format!(
+                    "{name} re-subscribed {when} with a fresh prefetch window of {w} and took {took} ready \
+                     tasks at once"
+                ),
+            }
+        });
     }
 }
 

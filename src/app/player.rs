@@ -170,8 +170,8 @@ fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
     match action {
         Action::Publish { count, weights } => Some(app.start_weighted_batch(*count, weights.clone(), now)),
         // Straight to the App, not through keys: a step must run even while the help is open.
-        Action::Mode(mode) => (app.dispatch.mode != *mode).then(|| app.set_mode(*mode)),
-        Action::Prefetch(p) => app.set_prefetch(*p),
+        Action::Mode(mode) => (app.dispatch.mode != *mode).then(|| app.set_mode(*mode, now)),
+        Action::Prefetch(p) => app.set_prefetch(*p, now),
         Action::Delay { consumer, to } => app.set_delay(*consumer, *to),
         Action::Add(delay) => Some(app.add_consumer(*delay)),
         Action::Remove(c) => app.remove_consumer(*c),

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding, Paragraph};
+use ratatui::widgets::{Block, Padding, Paragraph, Wrap};
 
 use super::{format, theme};
 use crate::app::{App, Batch, Consumer, ConsumerStatus};
@@ -28,9 +28,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 lines.push(lost_line(b.lost));
             }
             lines.push(theory_line(b));
+            // Why a switch made the split what it is (e.g. C1 took everything ready).
+            if let Some(note) = &b.note {
+                lines.push(Line::styled(format!("   {note}"), theme::LABEL));
+            }
         }
     }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
 
 /// `C1 ██████▍       33%  12`, one per consumer ever started.
@@ -74,8 +78,9 @@ fn bar(part: u64, total: u64, width: usize) -> String {
 }
 
 /// `#3   10 tasks fair/1 took 12.3s`
-/// `   saw 8/1/1  theory 8/1/1 15.0s`: what RabbitMQ's rules predict for this batch (on an
-/// idle, empty queue), next to what happened; yellow when a finished batch differs.
+/// `   saw 8/1/1  theory 8/1/1 15.0s`: what RabbitMQ's rules predict for this batch (from the
+/// state it started from, following switches), next to what happened; yellow when a finished
+/// batch differs.
 fn theory_line(b: &Batch) -> Line<'static> {
     let (predicted, makespan) = b.predicted();
     let join = |v: Vec<String>| v.join("/");
@@ -220,5 +225,54 @@ mod tests {
         ] {
             assert_eq!(bar(part, total, width), want, "{part}/{total} in {width}");
         }
+    }
+}
+
+#[cfg(test)]
+mod note_tests {
+    use std::time::{Duration, Instant};
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::{AppOptions, Dispatch, Event, Mode, Msg};
+
+    use super::*;
+
+    #[test]
+    fn a_batch_note_is_shown_whole_under_its_theory_line() {
+        let t0 = Instant::now();
+        let opts = AppOptions {
+            queue: "q".into(),
+            delays: vec![Duration::from_secs(1); 3],
+            dispatch: Dispatch { mode: Mode::Fair, prefetch: 1 },
+            burst: 10,
+            rate: 5,
+            keep_history: false,
+        };
+        let mut app = App::new(opts, t0);
+        let ev = |app: &mut App, e| app.update(Msg::Event(e), t0);
+        for consumer in 0..3 {
+            ev(&mut app, Event::ConsumerReady { consumer });
+        }
+        app.start_batch(10, t0);
+        for id in 1..=10 {
+            ev(&mut app, Event::Published { id, batch: Some(1) });
+        }
+        for (consumer, id) in [(0, 1), (1, 2), (2, 3)] {
+            ev(&mut app, Event::Delivered { consumer, id, manual_ack: true, redelivered: false });
+        }
+        app.set_mode(Mode::RoundRobin, t0 + Duration::from_millis(500));
+        let mut term = Terminal::new(TestBackend::new(40, 20)).unwrap();
+        term.draw(|f| render(f, f.area(), &app)).unwrap();
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect();
+        let text = rows.iter().map(|r| r.trim_matches(['│', ' '])).collect::<Vec<_>>().join(" ");
+        assert!(text.contains("theory 8/1/1"), "{rows:#?}");
+        let words = "C1 re-subscribed first with no prefetch limit and took all 7 ready tasks";
+        let squeezed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed.contains(words), "{rows:#?}");
     }
 }

@@ -36,8 +36,6 @@ use crate::app::{App, Consumer, ConsumerStatus};
 const LANE_MAX: u16 = 5;
 /// The queue's ids, past its first line, start under the first id.
 const QUEUE_INDENT: usize = 11;
-/// Lines for the summary under the lanes: the latest batch, and where every task is.
-const SUMMARY: u16 = 2;
 
 /// Where the parts of the flow go: pure, so the renderer and the mouse hit-test agree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,11 +67,11 @@ pub fn layout(area: Rect, app: &App) -> Flow {
     let n = visible.len() as u16;
     let producer = Rect { height: area.height.min(1), ..area };
     // The queue gets a second (and third) line only when the lanes keep two lines each.
-    let fixed = 1 + SUMMARY;
+    let fixed = 1 + summary::height(app);
     let spare = area.height.saturating_sub(fixed + n.max(1) * 2);
     let queue_rows = queue_rows_needed(app, area.width).min(1 + spare.min(2)).max(1);
     let queue = Rect::new(area.x, area.y + 1, area.width, queue_rows.min(area.height.saturating_sub(1)));
-    let summary_h = SUMMARY.min(area.height.saturating_sub(1 + queue.height));
+    let summary_h = summary::height(app).min(area.height.saturating_sub(1 + queue.height));
     let summary = Rect::new(area.x, area.bottom() - summary_h, area.width, summary_h);
     let lane_area = Rect::new(area.x, queue.bottom(), area.width, summary.y.saturating_sub(queue.bottom()));
     let (lanes, first, hint) = lanes(lane_area, &visible, selected_position(app));

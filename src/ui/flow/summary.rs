@@ -7,13 +7,26 @@ use super::ids;
 use crate::app::{App, Batch};
 use crate::ui::{format, theme};
 
-/// The batch line, then the ledger line, each fitted to `width`.
+/// The batch line, why its split surprises (when a switch during it explains that), then the
+/// ledger line, each fitted to `width`.
 pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
-    let batch = match app.batches.last() {
-        Some(b) => batch_line(b),
-        None => Line::styled(" no batch yet: space publishes one task, b a burst", theme::LABEL),
-    };
-    vec![format::fit(batch.spans, width), format::fit(where_line(app).spans, width)]
+    let mut lines = Vec::with_capacity(3);
+    match app.batches.last() {
+        Some(b) => {
+            lines.push(format::fit(batch_line(b).spans, width));
+            if let Some(note) = &b.note {
+                lines.push(format::fit(vec![Span::styled(format!("   ↳ {note}"), theme::WARN)], width));
+            }
+        }
+        None => lines.push(Line::styled(" no batch yet: space publishes one task, b a burst", theme::LABEL)),
+    }
+    lines.push(format::fit(where_line(app).spans, width));
+    lines
+}
+
+/// How many lines [`lines`] gives for this app.
+pub fn height(app: &App) -> u16 {
+    2 + u16::from(app.batches.last().is_some_and(|b| b.note.is_some()))
 }
 
 /// ` batch #2 · 10 tasks rr · took 45.0s · saw 4/3/3 = theory ✓ · lost 3`

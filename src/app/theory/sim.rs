@@ -1,0 +1,173 @@
+//! The event-driven simulation behind [`super::predict_from`].
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::{Dispatch, Grab, Prediction, State, TaskId, window_of};
+
+/// A task a consumer holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Processing time on this consumer.
+    time: Duration,
+    /// Index in the batch; None for an earlier task (not counted).
+    ours: Option<usize>,
+    /// Fills a slot of the consumer's current prefetch window until acked.
+    in_window: bool,
+}
+
+pub(super) struct Sim {
+    delays: Vec<Duration>,
+    /// Ready messages in queue order: (weight, index in the batch).
+    queue: VecDeque<(f64, Option<usize>)>,
+    /// The consumer ring; blocked and unregistered consumers are not in it.
+    ring: VecDeque<usize>,
+    in_ring: Vec<bool>,
+    registered: Vec<bool>,
+    /// Per consumer, its registration's window (`usize::MAX` = unlimited) and the slots in use.
+    limit: Vec<usize>,
+    used: Vec<usize>,
+    /// Per consumer, what it holds; the front one is being processed.
+    held: Vec<VecDeque<Held>>,
+    /// Per consumer, when its running task completes (None when idle).
+    ends: Vec<Option<Duration>>,
+    tasks: Vec<Vec<TaskId>>,
+    finish: Vec<Duration>,
+    /// Batch tasks not yet acked.
+    left: usize,
+    grab: Option<Grab>,
+}
+
+impl Sim {
+    pub(super) fn new(state: &State, weights: &[f64]) -> Self {
+        let n = state.consumers.len();
+        let limit = window_of(state.dispatch);
+        let mut sim = Sim {
+            delays: state.consumers.iter().map(|c| c.delay).collect(),
+            queue: state
+                .queued
+                .iter()
+                .map(|&w| (w, None))
+                .chain(weights.iter().enumerate().map(|(i, &w)| (w, Some(i))))
+                .collect(),
+            ring: VecDeque::new(),
+            in_ring: vec![false; n],
+            registered: state.consumers.iter().map(|c| c.registered).collect(),
+            limit: vec![limit; n],
+            used: vec![0; n],
+            held: vec![VecDeque::new(); n],
+            ends: vec![None; n],
+            tasks: vec![Vec::new(); n],
+            finish: vec![Duration::ZERO; n],
+            left: weights.len(),
+            grab: None,
+        };
+        for (c, cs) in state.consumers.iter().enumerate() {
+            for h in &cs.held {
+                sim.held[c].push_back(Held { time: h.time, ours: None, in_window: h.in_window });
+                sim.used[c] += usize::from(h.in_window);
+            }
+            sim.ends[c] = sim.held[c].front().map(|h| h.time);
+        }
+        for &c in &state.ring {
+            if c < n && sim.registered[c] && !sim.in_ring[c] {
+                sim.in_ring[c] = true;
+                sim.ring.push_back(c);
+            }
+        }
+        sim
+    }
+
+    pub(super) fn batch_done(&self) -> bool {
+        self.left == 0
+    }
+
+    pub(super) fn next_end(&self) -> Option<Duration> {
+        self.ends.iter().flatten().min().copied()
+    }
+
+    /// Hand queued messages round the ring until the queue is empty or every consumer is blocked.
+    pub(super) fn dispatch(&mut self, now: Duration) {
+        while let Some(&(weight, ours)) = self.queue.front() {
+            let Some(c) = self.ring.pop_front() else { return };
+            if self.used[c] >= self.limit[c] {
+                // Full at the head: leave the ring until an ack frees a slot.
+                self.in_ring[c] = false;
+                continue;
+            }
+            self.queue.pop_front();
+            let in_window = self.limit[c] != usize::MAX;
+            self.used[c] += usize::from(in_window);
+            let time = self.delays[c].mul_f64(weight);
+            self.held[c].push_back(Held { time, ours, in_window });
+            if self.ends[c].is_none() {
+                self.ends[c] = Some(now + time);
+            }
+            self.ring.push_back(c);
+        }
+    }
+
+    /// Every consumer whose task ends at `now`, in index order, acks it and the queue is
+    /// dispatched after each (see the tie rule in the module docs).
+    pub(super) fn complete_round(&mut self, now: Duration) {
+        let due: Vec<usize> = (0..self.ends.len()).filter(|&c| self.ends[c] == Some(now)).collect();
+        for c in due {
+            self.ack(c, now);
+            self.dispatch(now);
+        }
+    }
+
+    /// Consumer `c` completes and acks its running task at `now`, then starts its next held one.
+    fn ack(&mut self, c: usize, now: Duration) {
+        let Some(task) = self.held[c].pop_front() else { return };
+        if let Some(i) = task.ours {
+            self.tasks[c].push(i as TaskId + 1);
+            self.finish[c] = now;
+            self.left -= 1;
+        }
+        self.ends[c] = self.held[c].front().map(|h| now + h.time);
+        if task.in_window {
+            self.used[c] -= 1;
+            if self.registered[c] && !self.in_ring[c] {
+                // The ack unblocks it: back into the ring, at the tail.
+                self.in_ring[c] = true;
+                self.ring.push_back(c);
+            }
+        }
+    }
+
+    /// Every registered consumer in turn cancels and consumes again with `d`; the broker
+    /// dispatches between two re-subscriptions.
+    pub(super) fn switch(&mut self, now: Duration, d: Dispatch) {
+        let order: Vec<usize> = (0..self.registered.len()).filter(|&c| self.registered[c]).collect();
+        for (k, &c) in order.iter().enumerate() {
+            // Cancel: out of the ring; what it holds stays, but no longer fills the new window.
+            self.ring.retain(|&r| r != c);
+            for h in &mut self.held[c] {
+                h.in_window = false;
+            }
+            self.used[c] = 0;
+            // Consume again: a fresh window, at the tail of the ring.
+            self.limit[c] = window_of(d);
+            self.in_ring[c] = true;
+            self.ring.push_back(c);
+            let before = self.ours_held(c);
+            self.dispatch(now);
+            let took = self.ours_held(c) - before;
+            let others_waiting = k + 1 < order.len();
+            if self.grab.is_none() && took >= 2 && others_waiting {
+                let window = (self.limit[c] != usize::MAX).then_some(self.limit[c]);
+                self.grab = Some(Grab { consumer: c, took, window, first: k == 0 });
+            }
+        }
+    }
+
+    fn ours_held(&self, c: usize) -> usize {
+        self.held[c].iter().filter(|h| h.ours.is_some()).count()
+    }
+
+    pub(super) fn into_prediction(self) -> Prediction {
+        let makespan = self.finish.iter().copied().max().unwrap_or(Duration::ZERO);
+        Prediction { tasks: self.tasks, finish: self.finish, makespan, grab: self.grab }
+    }
+}
