@@ -228,7 +228,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     endpoint.stop().await;
     // Closing the terminal writes the recording's last frame and closes the file.
     drop(terminal);
-    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    leave_clean();
     ratatui::restore();
     term_error.map_or(Ok(exit), Err)
 }
@@ -243,11 +243,30 @@ fn action_for(app: &App, ev: TermEvent, area: ratatui::layout::Rect) -> Option<A
     }
 }
 
-/// ratatui's hook restores the screen on panic; mouse capture must be switched off too.
+/// ratatui's hook restores the screen on panic; mouse capture must be switched off and the
+/// alternate screen blanked too.
 fn install_mouse_restoring_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        leave_clean();
         previous(info);
     }));
+}
+
+/// Mouse capture off, and the alternate screen blank with the cursor home and shown, just before
+/// ratatui leaves it. Why blank: a terminal that was resized while warren ran may resize its
+/// alternate screen back to the saved normal screen's size on the way out, and tmux does so by
+/// pushing the alternate screen's top lines into the normal screen (12 lines of the UI were left
+/// above the prompt after growing 80x24 to 160x45). Blank lines with the cursor at the top are
+/// dropped instead, whatever size the window had.
+fn leave_clean() {
+    use ratatui::crossterm::{cursor, style, terminal};
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        style::ResetColor,
+        terminal::Clear(terminal::ClearType::All),
+        cursor::MoveTo(0, 0),
+        cursor::Show,
+    );
 }
