@@ -4,29 +4,30 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::app::Action;
 
-/// Every key, as (key label, what it does), in the order the help overlay shows them.
+/// Every key, as (key label, what it does), in the order the help overlay shows them. Kept short
+/// (about 24 columns) so that two columns of them fit 80x24; the README says more.
 pub const HELP: &[(&str, &str)] = &[
     ("space", "publish one task"),
     ("b", "publish a burst"),
     ("< >", "burst size down / up"),
-    ("r", "start / stop the continuous stream"),
+    ("r", "stream on / off"),
     ("[ ]", "stream rate down / up"),
-    ("m", "toggle mode: round-robin / fair"),
+    ("m", "mode: round-robin / fair"),
     ("p P", "prefetch up / down"),
     ("Tab → ↓", "select the next consumer"),
-    ("Shift-Tab ← ↑", "select the previous consumer"),
+    ("S-Tab ← ↑", "select the previous one"),
     ("click", "select that consumer"),
     ("+ (or =)", "selected consumer slower"),
     ("-", "selected consumer faster"),
     ("a", "add a consumer"),
-    ("x", "remove the selected consumer gracefully"),
-    ("k", "kill the selected consumer (crash, no acks)"),
-    ("t", "timeline view: one lane per consumer"),
+    ("x", "remove selected, cleanly"),
+    ("k", "kill selected (no acks)"),
+    ("t", "timeline / panes view"),
     ("?", "show / hide this help"),
-    ("Enter", "scenario: pause / resume the lesson"),
-    ("n", "scenario: run the next step now"),
-    ("R", "scenario: start the lesson over"),
-    ("q Esc Ctrl-C", "quit"),
+    ("Enter", "lesson: pause / resume"),
+    ("n", "lesson: next step now"),
+    ("R", "lesson: start over"),
+    ("q Esc ^C", "quit"),
 ];
 
 /// The action for a key event, if it has one. Only presses count, except that holding down

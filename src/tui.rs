@@ -24,7 +24,6 @@ use crate::{keymap, play, ui};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::KeyEventKind;
-use ratatui::layout::Rect;
 
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
@@ -207,10 +206,10 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                 if app.dirty {
                     let drawn = terminal.draw(|f| {
                         ui::render(f, &app, now);
-                        let area = f.area();
-                        // Above the footer, so the key hints stay readable.
-                        let above_footer = Rect { height: area.height.saturating_sub(1), ..area };
-                        record::render(f, above_footer, &shown_keys, now);
+                        // On the footer's hints: over no border, and `? help  q quit` stays.
+                        record::render(f, ui::keys_area(f.area(), &app), &shown_keys, now);
+                        // Last, over the key overlay too, so the screen and the recording agree.
+                        ui::apply_theme(f.buffer_mut(), cfg.theme);
                     });
                     if let Err(e) = drawn {
                         term_error = Some(format!("drawing failed: {e}"));

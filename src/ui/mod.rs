@@ -39,6 +39,8 @@ mod ledger;
 mod pane;
 mod producer;
 mod theme;
+
+pub use theme::{Theme, apply as apply_theme};
 mod timeline;
 mod too_small;
 
@@ -73,6 +75,15 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
     if app.show_help {
         help::render(frame, area);
     }
+}
+
+/// Where the `--keys` overlay may draw on a screen of size `area`: the footer's hints (see
+/// [`footer::hints`]); the last row when the terminal is too small for the screen.
+pub fn keys_area(area: Rect, app: &App) -> Rect {
+    if !layout::fits(area) {
+        return Rect { y: area.bottom().saturating_sub(1), height: area.height.min(1), ..area };
+    }
+    footer::hints(screen(area, app).footer)
 }
 
 /// The position among visible consumers (`app.visible_consumers()`) of the pane (or timeline

@@ -11,6 +11,8 @@ use ratatui::layout::Rect;
 use ratatui::style::Color;
 
 use super::*;
+
+mod terminal;
 use crate::app::{
     Action, AppOptions, BrokerInfo, ConsumerId, Dispatch, Event, LossReason, Mode, Msg, TaskId,
 };
