@@ -101,6 +101,9 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
     let mut recording = output.recording();
+    // crossterm drops every colour when NO_COLOR is set; the theme already decided (NO_COLOR
+    // means mono unless --theme says otherwise), so an explicit --theme must get its colours.
+    ratatui::crossterm::style::force_color_output(true);
     // Raw mode, the alternate screen and the restoring panic hook come from ratatui::init; the
     // terminal that draws is ours, over the recorder.
     drop(ratatui::init());
