@@ -91,7 +91,9 @@ fn meaning(fg: Color, bg: Color) -> Modifier {
     }
     match fg {
         Color::Yellow | Color::LightYellow => Modifier::BOLD | Modifier::UNDERLINED,
-        Color::Cyan | Color::LightCyan | Color::Green | Color::LightGreen => Modifier::BOLD,
+        // Selected: values are bold already, so bold alone would not tell the selection apart.
+        Color::Cyan | Color::LightCyan => Modifier::BOLD | Modifier::ITALIC,
+        Color::Green | Color::LightGreen => Modifier::BOLD,
         Color::DarkGray => Modifier::DIM,
         _ => Modifier::empty(),
     }
@@ -140,7 +142,7 @@ mod tests {
             (Mono, Red, Reset, BOLD, (Reset, Reset, rev_bold)),             // ALARM
             (Mono, White, Red, BOLD, (Reset, Reset, rev_bold)),             // BANNER
             (Mono, Yellow, Reset, BOLD, (Reset, Reset, BOLD | Modifier::UNDERLINED)), // KEY, WARN
-            (Mono, Cyan, Reset, BOLD, (Reset, Reset, BOLD)),                // SELECTED
+            (Mono, Cyan, Reset, BOLD, (Reset, Reset, BOLD | Modifier::ITALIC)), // SELECTED
             (Mono, Green, Reset, NONE, (Reset, Reset, BOLD)),               // DONE
             (Mono, DarkGray, Reset, NONE, (Reset, Reset, Modifier::DIM)),   // MUTED
             (Mono, Gray, Reset, NONE, (Reset, Reset, NONE)),                // LABEL
@@ -161,6 +163,24 @@ mod tests {
         ];
         for &(theme, fg, bg, m, want) in table {
             assert_eq!(restyle(theme, fg, bg, m), want, "{theme:?} {fg:?} on {bg:?} {m:?}");
+        }
+    }
+
+    #[test]
+    fn mono_still_tells_the_states_apart() {
+        // The styles that mean different things must still differ with no colour at all.
+        let styles = [("VALUE", VALUE), ("LABEL", LABEL), ("WARN", WARN), ("ALARM", ALARM)];
+        let styles = styles.into_iter().chain([("MUTED", MUTED), ("SELECTED", SELECTED)]);
+        let looks: Vec<(&str, Modifier)> = styles
+            .map(|(name, s)| {
+                let (fg, bg) = (s.fg.unwrap_or(Color::Reset), s.bg.unwrap_or(Color::Reset));
+                (name, restyle(Theme::Mono, fg, bg, s.add_modifier).2)
+            })
+            .collect();
+        for (i, (a, look_a)) in looks.iter().enumerate() {
+            for (b, look_b) in &looks[i + 1..] {
+                assert_ne!(look_a, look_b, "{a} and {b} look the same in mono");
+            }
         }
     }
 
