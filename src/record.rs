@@ -266,9 +266,14 @@ pub fn render(frame: &mut Frame, area: Rect, overlay: &KeyOverlay, now: Instant)
         return;
     }
     let width = u16::try_from(line.width()).unwrap_or(u16::MAX).min(area.width);
-    let rect = Rect::new(area.right() - width, area.y, width, 1);
+    let mut rect = Rect::new(area.right() - width, area.y, width, 1);
+    // Blank the rest of a hint cut in two (`p/P prefet`), so no half word is left beside the keys.
+    while rect.x > area.x && frame.buffer_mut()[(rect.x - 1, rect.y)].symbol() != " " {
+        rect.x -= 1;
+        rect.width += 1;
+    }
     frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(line), rect);
+    frame.render_widget(Paragraph::new(line.right_aligned()), rect);
 }
 
 /// ` keys  a   b ` in at most `max` cells, the newest keys kept; `None` if not even one fits.
@@ -444,7 +449,8 @@ mod tests {
         let row = |y: u16| (0..30).map(|x| buffer[(x, y)].symbol()).collect::<String>();
         assert_eq!(row(0), "x".repeat(30));
         assert_eq!(row(2), "x".repeat(30));
-        assert_eq!(row(1), format!("xxxx keys  a   b   c  {}", "x".repeat(8)));
+        // The x's cut by the keys are blanked up to the strip's start: no half word is left.
+        assert_eq!(row(1), format!("xx   keys  a   b   c  {}", "x".repeat(8)));
         // Gone once the keys are old.
         let later = now + KeyOverlay::KEEP;
         terminal.draw(|f| render(f, strip, &keys, later)).unwrap();
