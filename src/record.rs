@@ -267,8 +267,16 @@ pub fn render(frame: &mut Frame, area: Rect, overlay: &KeyOverlay, now: Instant)
     }
     let width = u16::try_from(line.width()).unwrap_or(u16::MAX).min(area.width);
     let mut rect = Rect::new(area.right() - width, area.y, width, 1);
-    // Blank the rest of a hint cut in two (`p/P prefet`), so no half word is left beside the keys.
-    while rect.x > area.x && frame.buffer_mut()[(rect.x - 1, rect.y)].symbol() != " " {
+    // Blank the rest of a hint cut in two (`p/P prefet`), back to the two spaces that separate
+    // hints, so no half hint is left beside the keys. Nothing is cleared yet: `blank` sees the hints.
+    let blank = |frame: &mut Frame, x: u16| {
+        !(area.x..area.right()).contains(&x) || frame.buffer_mut()[(x, rect.y)].symbol() == " "
+    };
+    let on_separator = blank(frame, rect.x) && blank(frame, rect.x.saturating_add(1));
+    while !on_separator
+        && rect.x > area.x
+        && !(blank(frame, rect.x - 1) && (blank(frame, rect.x.wrapping_sub(2)) || blank(frame, rect.x)))
+    {
         rect.x -= 1;
         rect.width += 1;
     }
@@ -428,33 +436,42 @@ mod tests {
         assert_eq!(text(&[], 80), None);
     }
 
-    #[test]
-    fn the_overlay_stays_in_its_row() {
+    /// The keys drawn at the right of a `width`-cell strip on row 1 of a 30x3 screen whose row 1
+    /// holds footer-like hints; the three rows as text.
+    fn over_hints(width: u16, keys: &KeyOverlay, now: Instant) -> Vec<String> {
         use ratatui::Terminal;
         use ratatui::backend::TestBackend;
+        let mut terminal = Terminal::new(TestBackend::new(30, 3)).unwrap();
+        terminal
+            .draw(|f| {
+                let row = Line::from("x".repeat(30));
+                let hints = Line::from("a b  c d  e fghij  k lmnopqrst");
+                f.render_widget(Paragraph::new(vec![row.clone(), hints, row]), f.area());
+                render(f, Rect::new(0, 1, width, 1), keys, now);
+            })
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..3).map(|y| (0..30).map(|x| buffer[(x, y)].symbol()).collect()).collect()
+    }
+
+    #[test]
+    fn the_overlay_stays_in_its_row_and_leaves_no_half_hint() {
         let now = Instant::now();
         let mut keys = KeyOverlay::new();
         for k in ["a", "b", "c"] {
             keys.push(k.to_string(), now);
         }
-        let mut terminal = Terminal::new(TestBackend::new(30, 3)).unwrap();
-        let strip = Rect::new(2, 1, 20, 1);
-        terminal
-            .draw(|f| {
-                f.render_widget(Paragraph::new(vec![Line::from("x".repeat(30)); 3]), f.area());
-                render(f, strip, &keys, now);
-            })
-            .unwrap();
-        let buffer = terminal.backend().buffer();
-        let row = |y: u16| (0..30).map(|x| buffer[(x, y)].symbol()).collect::<String>();
-        assert_eq!(row(0), "x".repeat(30));
-        assert_eq!(row(2), "x".repeat(30));
-        // The x's cut by the keys are blanked up to the strip's start: no half word is left.
-        assert_eq!(row(1), format!("xx   keys  a   b   c  {}", "x".repeat(8)));
+        // The keys take 18 cells at the right of the strip; right of the strip stays as it was.
+        let rows = over_hints(26, &keys, now);
+        assert_eq!(rows[0], "x".repeat(30));
+        assert_eq!(rows[2], "x".repeat(30));
+        // Cut on the separator after `c d`: that hint stays whole.
+        assert_eq!(rows[1], "a b  c d keys  a   b   c  qrst");
+        assert_eq!(over_hints(27, &keys, now)[1], "a b  c d  keys  a   b   c  rst");
+        // Cut inside `c d`: all of it goes.
+        assert_eq!(over_hints(25, &keys, now)[1], "a b     keys  a   b   c  pqrst");
         // Gone once the keys are old.
-        let later = now + KeyOverlay::KEEP;
-        terminal.draw(|f| render(f, strip, &keys, later)).unwrap();
-        assert_eq!(terminal.backend().buffer()[(8, 1)].symbol(), " ");
+        assert_eq!(over_hints(26, &keys, now + KeyOverlay::KEEP)[1], "a b  c d  e fghij  k lmnopqrst");
     }
 
     #[test]
