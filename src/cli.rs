@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lapin::uri::AMQPUri;
 
 use crate::app::{Dispatch, Mode};
+use crate::ui::Theme;
 
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -119,6 +120,11 @@ pub struct OutputArgs {
     /// Show each key as it is pressed, for screencasts.
     #[arg(long, conflicts_with = "headless")]
     pub keys: bool,
+
+    /// Colours: `high-contrast` for projectors, `mono` for none [default: default, or mono when
+    /// NO_COLOR is set].
+    #[arg(long, value_enum, env = "WARREN_THEME")]
+    pub theme: Option<ThemeArg>,
 }
 
 impl OutputArgs {
@@ -128,6 +134,23 @@ impl OutputArgs {
             return Ok(None);
         }
         Ok(Some(Headless { publish, json: self.json, timeout: parse_timeout(&self.timeout)? }))
+    }
+
+    /// The theme asked for, else mono when the NO_COLOR variable is set and not empty.
+    pub fn theme(&self) -> Theme {
+        theme(self.theme, std::env::var_os("NO_COLOR").as_deref())
+    }
+}
+
+/// `--theme` (or WARREN_THEME) wins; without it a non-empty `no_color` means mono
+/// (https://no-color.org).
+pub fn theme(asked: Option<ThemeArg>, no_color: Option<&std::ffi::OsStr>) -> Theme {
+    match asked {
+        Some(ThemeArg::Default) => Theme::Default,
+        Some(ThemeArg::HighContrast) => Theme::HighContrast,
+        Some(ThemeArg::Mono) => Theme::Mono,
+        None if no_color.is_some_and(|v| !v.is_empty()) => Theme::Mono,
+        None => Theme::Default,
     }
 }
 
@@ -149,6 +172,16 @@ pub struct BrokerArgs {
 pub enum BrokerArg {
     /// The broker built into warren: nothing to install.
     Embedded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThemeArg {
+    /// Colour carries meaning (with glyphs and words beside it).
+    Default,
+    /// Bright colours, white labels: readable on a washed-out projector.
+    HighContrast,
+    /// No colour: bold, reversed, underlined and dim instead.
+    Mono,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,6 +216,7 @@ pub struct Config {
     /// Record the screen into this asciicast file.
     pub record: Option<std::path::PathBuf>,
     pub show_keys: bool,
+    pub theme: Theme,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +259,7 @@ impl Cli {
         } else {
             None
         };
+        let theme = self.output.theme();
         Ok(Config {
             target,
             queue: self.queue,
@@ -242,6 +277,7 @@ impl Cli {
             headless,
             record: self.output.record,
             show_keys: self.output.keys,
+            theme,
         })
     }
 }
@@ -383,6 +419,35 @@ mod tests {
         let err = cli(&["--url", "amqp://bob:hunter2@host:notaport/"]).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("bob:***@host"), "{err}");
+    }
+
+    #[test]
+    fn the_theme_flag_wins_over_no_color() {
+        use std::ffi::OsStr;
+        let parsed = |args: &[&str]| {
+            let mut argv = vec!["warren"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().output.theme
+        };
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        let cases = [
+            (&["--theme", "mono"][..], None, Theme::Mono),
+            (&["--theme", "high-contrast"], set, Theme::HighContrast),
+            (&["--theme", "default"], set, Theme::Default),
+            (&[], set, Theme::Mono),
+            (&[], empty, Theme::Default),
+            (&[], None, Theme::Default),
+        ];
+        for (args, no_color, want) in cases {
+            // Skip the env-dependent rows if WARREN_THEME is set where the tests run.
+            if args.is_empty() && std::env::var_os("WARREN_THEME").is_some() {
+                continue;
+            }
+            assert_eq!(theme(parsed(args), no_color), want, "{args:?} NO_COLOR={no_color:?}");
+        }
+        let err = cli(&["--theme", "neon"]).unwrap_err();
+        assert!(err.contains("high-contrast") && err.contains("mono"), "{err}");
     }
 
     #[test]

@@ -4,32 +4,33 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::app::Action;
 
-/// Every key, as (key label, what it does), in the order the help overlay shows them.
+/// Every key, as (key label, what it does), in the order the help overlay shows them. Kept short
+/// (about 24 columns) so that two columns of them fit 80x24; the README says more.
 pub const HELP: &[(&str, &str)] = &[
     ("space", "publish one task"),
     ("b", "publish a burst"),
     ("< >", "burst size down / up"),
-    ("r", "start / stop the continuous stream"),
+    ("r", "stream on / off"),
     ("[ ]", "stream rate down / up"),
-    ("m", "toggle mode: round-robin / fair"),
+    ("m", "mode: round-robin / fair"),
     ("p P", "prefetch up / down"),
     ("Tab → ↓", "select the next consumer"),
-    ("Shift-Tab ← ↑", "select the previous consumer"),
+    ("S-Tab ← ↑", "select the previous one"),
     ("click", "select that consumer"),
     ("+ (or =)", "selected consumer slower"),
     ("-", "selected consumer faster"),
     ("a", "add a consumer"),
-    ("x", "remove the selected consumer or crashed pane"),
-    ("k", "kill the selected consumer (crash, no acks)"),
-    ("s", "restart the selected crashed consumer"),
-    ("t", "timeline: each task drawn where it ran"),
-    ("z", "zoom: the selected consumer in full"),
+    ("x", "remove selected / crashed pane"),
+    ("k", "kill selected (no acks)"),
+    ("s", "restart a crashed consumer"),
+    ("t", "timeline: where each task ran"),
+    ("z", "zoom: selected consumer in full"),
     ("d", "details: producer, distribution, ledger"),
     ("?", "show / hide this help"),
-    ("Enter", "pause / resume (work, stream, lesson clock)"),
-    ("n", "scenario: run the next step (stays paused)"),
-    ("R", "scenario: start the lesson over"),
-    ("q Esc Ctrl-C", "quit"),
+    ("Enter", "pause / resume everything"),
+    ("n", "lesson: next step (stays paused)"),
+    ("R", "lesson: start over"),
+    ("q Esc ^C", "quit"),
 ];
 
 /// The action for a key event, if it has one. Only presses count, except that holding down

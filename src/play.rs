@@ -34,6 +34,7 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         headless,
         record: args.output.record.clone(),
         show_keys: args.output.keys,
+        theme: args.output.theme(),
     };
     Ok((scenario, cfg))
 }

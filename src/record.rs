@@ -26,7 +26,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Padding, Paragraph};
+use ratatui::widgets::{Clear, Paragraph};
 use serde::Serialize;
 
 /// A writer that passes everything to `inner` (the real terminal) and appends it to a cast file,
@@ -257,38 +257,46 @@ fn fresh(at: Instant, now: Instant) -> bool {
     now.saturating_duration_since(at) < KeyOverlay::KEEP
 }
 
-/// Draw the visible keys as a small box in the bottom-right corner of `area`; nothing when there
+/// Draw the visible keys as keycaps at the right end of `area`, a one-row strip (the footer's
+/// hints: see `ui::keys_area`), so they never cover a border or the panes; nothing when there
 /// are none. The oldest keys are left out when they do not all fit.
 pub fn render(frame: &mut Frame, area: Rect, overlay: &KeyOverlay, now: Instant) {
-    let labels = overlay.visible(now);
-    let keycap = Style::new().fg(Color::Black).bg(Color::Gray).add_modifier(Modifier::BOLD);
-    // Each key as " label ", one space apart; 4 = borders and padding.
-    let widths: Vec<usize> = labels.iter().map(|l| Line::from(*l).width() + 2).collect();
-    let mut first = 0;
-    while first < labels.len()
-        && widths[first..].iter().sum::<usize>() + (labels.len() - first - 1) + 4 > usize::from(area.width)
-    {
-        first += 1;
-    }
-    if first == labels.len() || area.height < 3 {
+    let Some(line) = keycaps(&overlay.visible(now), usize::from(area.width)) else { return };
+    if area.height == 0 {
         return;
     }
-    let mut spans = Vec::new();
-    for (i, label) in labels[first..].iter().enumerate() {
-        if i > 0 {
-            spans.push(Span::raw(" "));
-        }
-        spans.push(Span::styled(format!(" {label} "), keycap));
+    let width = u16::try_from(line.width()).unwrap_or(u16::MAX).min(area.width);
+    let mut rect = Rect::new(area.right() - width, area.y, width, 1);
+    // Blank the rest of a hint cut in two (`p/P prefet`), back to the two spaces that separate
+    // hints, so no half hint is left beside the keys. Nothing is cleared yet: `blank` sees the hints.
+    let blank = |frame: &mut Frame, x: u16| {
+        !(area.x..area.right()).contains(&x) || frame.buffer_mut()[(x, rect.y)].symbol() == " "
+    };
+    let on_separator = blank(frame, rect.x) && blank(frame, rect.x.saturating_add(1));
+    while !on_separator
+        && rect.x > area.x
+        && !(blank(frame, rect.x - 1) && (blank(frame, rect.x.wrapping_sub(2)) || blank(frame, rect.x)))
+    {
+        rect.x -= 1;
+        rect.width += 1;
     }
-    let line = Line::from(spans);
-    let width = u16::try_from(line.width() + 4).unwrap_or(u16::MAX).min(area.width);
-    let rect = Rect::new(area.right() - width, area.bottom() - 3, width, 3);
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .border_style(Style::new().fg(Color::DarkGray))
-        .padding(Padding::horizontal(1));
     frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(line).block(block), rect);
+    frame.render_widget(Paragraph::new(line.right_aligned()), rect);
+}
+
+/// ` keys  a   b ` in at most `max` cells, the newest keys kept; `None` if not even one fits.
+fn keycaps(labels: &[&str], max: usize) -> Option<Line<'static>> {
+    let keycap = Style::new().fg(Color::Black).bg(Color::Gray).add_modifier(Modifier::BOLD);
+    let lead = Span::styled(" keys ", Style::new().fg(Color::Gray));
+    // Each key as " label " plus a space before it.
+    let widths: Vec<usize> = labels.iter().map(|l| Line::from(*l).width() + 3).collect();
+    let first = (0..labels.len()).find(|&i| lead.width() + widths[i..].iter().sum::<usize>() <= max)?;
+    let mut spans = vec![lead];
+    for label in &labels[first..] {
+        spans.push(Span::styled(format!(" {label} "), keycap));
+        spans.push(Span::raw(" "));
+    }
+    Some(Line::from(spans))
 }
 
 /// A short, readable name for a key: "space", "b", "B", "?", "Tab", "Shift-Tab", "Ctrl-C",
@@ -414,6 +422,56 @@ mod tests {
         assert!(rec.pending.is_empty(), "nothing is kept once stopped");
         assert_eq!(rec.get_ref(), b"one two");
         assert!(rec.recording().is_some(), "the handle stays, with its error");
+    }
+
+    #[test]
+    fn keycaps_keep_the_newest_keys_that_fit() {
+        let text = |labels: &[&str], max| {
+            keycaps(labels, max).map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect::<String>())
+        };
+        assert_eq!(text(&["b", "space"], 80).as_deref(), Some(" keys  b   space  "));
+        // " keys " 6 + " space " 7 + 2 spaces = 15: only the newest fits in 15.
+        assert_eq!(text(&["b", "space"], 15).as_deref(), Some(" keys  space  "));
+        assert_eq!(text(&["Shift-Tab"], 10), None);
+        assert_eq!(text(&[], 80), None);
+    }
+
+    /// The keys drawn at the right of a `width`-cell strip on row 1 of a 30x3 screen whose row 1
+    /// holds footer-like hints; the three rows as text.
+    fn over_hints(width: u16, keys: &KeyOverlay, now: Instant) -> Vec<String> {
+        use ratatui::Terminal;
+        use ratatui::backend::TestBackend;
+        let mut terminal = Terminal::new(TestBackend::new(30, 3)).unwrap();
+        terminal
+            .draw(|f| {
+                let row = Line::from("x".repeat(30));
+                let hints = Line::from("a b  c d  e fghij  k lmnopqrst");
+                f.render_widget(Paragraph::new(vec![row.clone(), hints, row]), f.area());
+                render(f, Rect::new(0, 1, width, 1), keys, now);
+            })
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..3).map(|y| (0..30).map(|x| buffer[(x, y)].symbol()).collect()).collect()
+    }
+
+    #[test]
+    fn the_overlay_stays_in_its_row_and_leaves_no_half_hint() {
+        let now = Instant::now();
+        let mut keys = KeyOverlay::new();
+        for k in ["a", "b", "c"] {
+            keys.push(k.to_string(), now);
+        }
+        // The keys take 18 cells at the right of the strip; right of the strip stays as it was.
+        let rows = over_hints(26, &keys, now);
+        assert_eq!(rows[0], "x".repeat(30));
+        assert_eq!(rows[2], "x".repeat(30));
+        // Cut on the separator after `c d`: that hint stays whole.
+        assert_eq!(rows[1], "a b  c d keys  a   b   c  qrst");
+        assert_eq!(over_hints(27, &keys, now)[1], "a b  c d  keys  a   b   c  rst");
+        // Cut inside `c d`: all of it goes.
+        assert_eq!(over_hints(25, &keys, now)[1], "a b     keys  a   b   c  pqrst");
+        // Gone once the keys are old.
+        assert_eq!(over_hints(26, &keys, now + KeyOverlay::KEEP)[1], "a b  c d  e fghij  k lmnopqrst");
     }
 
     #[test]

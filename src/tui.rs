@@ -24,7 +24,6 @@ use crate::{keymap, play, ui};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::KeyEventKind;
-use ratatui::layout::Rect;
 
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
@@ -102,6 +101,9 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
     let mut recording = output.recording();
+    // crossterm drops every colour when NO_COLOR is set; the theme already decided (NO_COLOR
+    // means mono unless --theme says otherwise), so an explicit --theme must get its colours.
+    ratatui::crossterm::style::force_color_output(true);
     // Raw mode, the alternate screen and the restoring panic hook come from ratatui::init; the
     // terminal that draws is ours, over the recorder.
     drop(ratatui::init());
@@ -210,10 +212,10 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                 if app.dirty {
                     let drawn = terminal.draw(|f| {
                         ui::render(f, &app, now);
-                        let area = f.area();
-                        // Above the footer, so the key hints stay readable.
-                        let above_footer = Rect { height: area.height.saturating_sub(1), ..area };
-                        record::render(f, above_footer, &shown_keys, now);
+                        // On the footer's hints: over no border, and `? help  q quit` stays.
+                        record::render(f, ui::keys_area(f.area(), &app), &shown_keys, now);
+                        // Last, over the key overlay too, so the screen and the recording agree.
+                        ui::apply_theme(f.buffer_mut(), cfg.theme);
                     });
                     if let Err(e) = drawn {
                         term_error = Some(format!("drawing failed: {e}"));
@@ -231,7 +233,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     endpoint.stop().await;
     // Closing the terminal writes the recording's last frame and closes the file.
     drop(terminal);
-    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    leave_clean();
     ratatui::restore();
     term_error.map_or(Ok(exit), Err)
 }
@@ -246,11 +248,30 @@ fn action_for(app: &App, ev: TermEvent, area: ratatui::layout::Rect) -> Option<A
     }
 }
 
-/// ratatui's hook restores the screen on panic; mouse capture must be switched off too.
+/// ratatui's hook restores the screen on panic; mouse capture must be switched off and the
+/// alternate screen blanked too.
 fn install_mouse_restoring_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        leave_clean();
         previous(info);
     }));
+}
+
+/// Mouse capture off, and the alternate screen blank with the cursor home and shown, just before
+/// ratatui leaves it. Why blank: a terminal that was resized while warren ran may resize its
+/// alternate screen back to the saved normal screen's size on the way out, and tmux does so by
+/// pushing the alternate screen's top lines into the normal screen (12 lines of the UI were left
+/// above the prompt after growing 80x24 to 160x45). Blank lines with the cursor at the top are
+/// dropped instead, whatever size the window had.
+fn leave_clean() {
+    use ratatui::crossterm::{cursor, style, terminal};
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        style::ResetColor,
+        terminal::Clear(terminal::ClearType::All),
+        cursor::MoveTo(0, 0),
+        cursor::Show,
+    );
 }

@@ -269,33 +269,39 @@ fn keys_expire_and_at_most_five_are_shown() {
     assert!(!overlay.prune(t));
 }
 
+/// The overlay drawn in the last row of a `width` x `height` screen, as warren does on the
+/// footer line.
 fn draw_overlay(overlay: &KeyOverlay, now: Instant, width: u16, height: u16) -> Vec<String> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|f| record::render(f, f.area(), overlay, now)).unwrap();
+    terminal
+        .draw(|f| {
+            let area = f.area();
+            let strip = ratatui::layout::Rect { y: area.bottom() - 1, height: 1, ..area };
+            record::render(f, strip, overlay, now);
+        })
+        .unwrap();
     let buffer = terminal.backend().buffer();
     (0..height).map(|y| (0..width).map(|x| buffer[(x, y)].symbol()).collect::<String>()).collect()
 }
 
 #[test]
-fn the_overlay_is_a_box_in_the_bottom_right_corner() {
+fn the_overlay_is_one_row_at_the_right_of_its_strip() {
     let now = Instant::now();
     let mut overlay = KeyOverlay::new();
-    let empty = draw_overlay(&overlay, now, 30, 5);
+    let empty = draw_overlay(&overlay, now, 30, 3);
     assert!(empty.iter().all(|line| line.trim().is_empty()), "{empty:?}");
 
     overlay.push("space".into(), now);
     overlay.push("Ctrl-C".into(), now);
-    let lines = draw_overlay(&overlay, now, 30, 5);
-    assert!(lines[..2].iter().all(|line| line.trim().is_empty()), "{lines:?}");
-    assert_eq!(lines[2], "          ╭──────────────────╮");
-    assert_eq!(lines[3], "          │  space   Ctrl-C  │");
-    assert_eq!(lines[4], "          ╰──────────────────╯");
+    let lines = draw_overlay(&overlay, now, 30, 3);
+    assert!(lines[..2].iter().all(|line| line.trim().is_empty()), "only its row: {lines:?}");
+    assert_eq!(lines[2], "        keys  space   Ctrl-C  ");
 
     // Too narrow for both: the newest key only.
-    let lines = draw_overlay(&overlay, now, 12, 3);
-    assert_eq!(lines[1], "│  Ctrl-C  │");
+    let lines = draw_overlay(&overlay, now, 16, 1);
+    assert_eq!(lines[0], "  keys  Ctrl-C  ");
     // Expired: nothing.
-    let later = draw_overlay(&overlay, now + KeyOverlay::KEEP, 30, 5);
+    let later = draw_overlay(&overlay, now + KeyOverlay::KEEP, 30, 3);
     assert!(later.iter().all(|line| line.trim().is_empty()), "{later:?}");
 }
 

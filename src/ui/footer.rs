@@ -28,8 +28,7 @@ const ALWAYS: &[(&str, &str)] = &[("?", "help"), ("q", "quit")];
 
 pub fn render(frame: &mut Frame, area: Rect) {
     let right = keys(ALWAYS);
-    let [left_area, right_area] =
-        area.layout(&Layout::horizontal([Constraint::Fill(1), Constraint::Length(right.width() as u16)]));
+    let [left_area, right_area] = split(area);
     let fit = MAIN.iter().scan(0, |used, pair| {
         *used += keys(&[*pair]).width();
         Some(*used)
@@ -37,6 +36,18 @@ pub fn render(frame: &mut Frame, area: Rect) {
     let shown = fit.take_while(|&used| used <= usize::from(left_area.width)).count();
     frame.render_widget(Paragraph::new(keys(&MAIN[..shown])), left_area);
     frame.render_widget(Paragraph::new(right), right_area);
+}
+
+/// The footer's left part (the main keys) and its right part (`? help  q quit`).
+fn split(area: Rect) -> [Rect; 2] {
+    let right = keys(ALWAYS).width() as u16;
+    area.layout(&Layout::horizontal([Constraint::Fill(1), Constraint::Length(right)]))
+}
+
+/// Where the `--keys` overlay goes: over the footer's main keys, never over `? help  q quit` and
+/// never over a border; the hints it hides for a moment are the ones just pressed.
+pub fn hints(area: Rect) -> Rect {
+    split(area)[0]
 }
 
 /// ` key desc  key desc `

@@ -33,6 +33,8 @@ mod ledger;
 mod pane;
 mod producer;
 mod theme;
+
+pub use theme::{Theme, apply as apply_theme};
 mod timeline;
 mod too_small;
 
@@ -92,6 +94,15 @@ fn details(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
         };
         pane::render(frame, right, c, app.ledger.held_by(c.id), &ctx, now);
     }
+}
+
+/// Where the `--keys` overlay may draw on a screen of size `area`: the footer's hints (see
+/// [`footer::hints`]); the last row when the terminal is too small for the screen.
+pub fn keys_area(area: Rect, app: &App) -> Rect {
+    if !layout::fits(area) {
+        return Rect { y: area.bottom().saturating_sub(1), height: area.height.min(1), ..area };
+    }
+    footer::hints(screen(area, app).footer)
 }
 
 /// The position among visible consumers (`app.visible_consumers()`) of the lane (or timeline

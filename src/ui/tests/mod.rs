@@ -16,6 +16,7 @@ use crate::app::{
 };
 
 mod flow;
+mod terminal;
 mod timeline;
 
 pub(super) fn at(t0: Instant, secs: f64) -> Instant {

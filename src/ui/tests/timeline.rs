@@ -56,7 +56,7 @@ fn switch_to(app: &mut App, now: Instant, mode: Mode) {
 /// takes 4s. Then round-robin, and batch #2 of twelve (#7-#18) dealt in turn at t=10: C2 gives
 /// #11 back (requeued) after a second and the broker hands it to C1, free by then; C3 is killed
 /// 0.4s into #15, which is lost with #18 in its backlog. Drawn 6.8s in, C2 still on #17.
-fn timeline_demo() -> (App, Instant) {
+pub(super) fn timeline_demo() -> (App, Instant) {
     let t0 = Instant::now();
     let mut app = new_app(&[1000, 2000, 3000], t0);
     connect(&mut app, t0);
