@@ -208,11 +208,15 @@ pub struct Share {
     pub processed: u64,
 }
 
-/// What the theory model predicts for a batch, on an idle, empty queue.
+/// What the theory model predicts for a batch, from where things stood at its publish.
 #[derive(Debug, Clone, Serialize)]
 pub struct Theory {
     pub predicted: Vec<Share>,
     pub predicted_makespan_ms: u64,
+    /// What happened during the batch that the model does not follow (a kill, a new consumer,
+    /// a delay change): the prediction is then no yardstick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_modelled: Option<String>,
 }
 
 impl BatchSummary {

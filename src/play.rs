@@ -61,6 +61,7 @@ pub fn summary_with_theory(app: &App, timed_out: bool) -> Summary {
                 .map(|(id, n)| Share { consumer: format!("C{}", id + 1), processed: n as u64 })
                 .collect(),
             predicted_makespan_ms: units::ms(makespan),
+            not_modelled: b.unmodelled.clone(),
         });
     }
     summary
@@ -134,14 +135,17 @@ fn table(r: &PlayReport) -> String {
         let caption = s.caption.as_deref().map(|c| format!(" — {c}")).unwrap_or_default();
         let _ = writeln!(out, "  {:>8}  {}{}", units::millis(s.at_ms), s.did, caption);
     }
-    let _ = writeln!(out, "\ntheory (RabbitMQ's rules, each batch on an idle, empty queue)");
+    let _ = writeln!(out, "\ntheory (RabbitMQ's rules, from where things stood at each batch's publish)");
     for b in &r.summary.batches {
         let Some(t) = &b.theory else { continue };
         let predicted: Vec<String> =
             t.predicted.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
         // Only a finished batch can be said to differ; an unfinished one is still on its way.
-        let differs =
-            if b.makespan_ms.is_none() || t.predicted == b.split { "" } else { "  (observed differs)" };
+        let differs = match &t.not_modelled {
+            Some(why) => format!("  (not modelled: {why})"),
+            None if b.makespan_ms.is_none() || t.predicted == b.split => String::new(),
+            None => "  (observed differs)".to_string(),
+        };
         let _ = writeln!(
             out,
             "  #{:<3} would take {:<8} {}{differs}",

@@ -191,6 +191,9 @@ pub struct Batch {
     /// One line on a split a switch made surprising (a consumer that re-subscribed first took
     /// the ready tasks at once).
     pub note: Option<String>,
+    /// What happened during it that the theory model does not follow (a consumer killed,
+    /// removed, added, restarted or made slower or faster): its prediction is not shown.
+    pub unmodelled: Option<String>,
 }
 
 impl Batch {
@@ -201,6 +204,23 @@ impl Batch {
         let p = self.prediction();
         let counts = self.consumers.iter().map(|(id, _)| *id).zip(p.counts()).collect();
         (counts, p.makespan)
+    }
+
+    /// `4/3/3`: what each consumer present at its publish processed of it, in their order.
+    pub fn seen_split(&self) -> String {
+        let seen: Vec<String> = self
+            .consumers
+            .iter()
+            .map(|(id, _)| self.done_by.get(*id).copied().unwrap_or(0).to_string())
+            .collect();
+        seen.join("/")
+    }
+
+    /// `4/3/3` as RabbitMQ's rules predict it, with the makespan.
+    pub fn theory_split(&self) -> (String, Duration) {
+        let (predicted, makespan) = self.predicted();
+        let theory: Vec<String> = predicted.iter().map(|(_, n)| n.to_string()).collect();
+        (theory.join("/"), makespan)
     }
 
     /// The whole prediction: per consumer the batch's tasks in order, and the grab if any.

@@ -61,8 +61,10 @@ impl App {
         c.status = ConsumerStatus::Starting;
         c.status_note = None;
         c.ended = false;
+        let delay = c.delay;
         self.selected = consumer;
-        Some(Command::RestartConsumer { consumer, delay: c.delay })
+        self.unmodelled(format!("C{} restarted", consumer + 1));
+        Some(Command::RestartConsumer { consumer, delay })
     }
 
     /// An informative line (not an error): shown for a few seconds where the banner goes.

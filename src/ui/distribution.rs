@@ -82,12 +82,16 @@ fn bar(part: u64, total: u64, width: usize) -> String {
 /// state it started from, following switches), next to what happened; yellow when a finished
 /// batch differs.
 fn theory_line(b: &Batch) -> Line<'static> {
-    let (predicted, makespan) = b.predicted();
-    let join = |v: Vec<String>| v.join("/");
-    let seen = join(
-        b.consumers.iter().map(|(id, _)| b.done_by.get(*id).copied().unwrap_or(0).to_string()).collect(),
-    );
-    let theory = join(predicted.iter().map(|(_, n)| n.to_string()).collect());
+    let seen = b.seen_split();
+    if let Some(why) = &b.unmodelled {
+        // The model does not follow kills, new consumers or delay changes: no prediction to show.
+        return Line::from(vec![
+            Span::styled("   saw ", theme::LABEL),
+            Span::styled(seen, theme::VALUE),
+            Span::styled(format!("  theory: {why}"), theme::LABEL),
+        ]);
+    }
+    let (theory, makespan) = b.theory_split();
     let differs = b.finished.is_some() && seen != theory;
     Line::from(vec![
         Span::styled("   saw ", theme::LABEL),

@@ -51,6 +51,8 @@ pub struct Flow {
     /// The line naming the hidden consumers, when some are.
     pub hint: Option<Rect>,
     pub summary: Rect,
+    /// How many recent batches the summary lists.
+    pub batches: usize,
 }
 
 impl Flow {
@@ -67,15 +69,20 @@ pub fn layout(area: Rect, app: &App) -> Flow {
     let n = visible.len() as u16;
     let producer = Rect { height: area.height.min(1), ..area };
     // The queue gets a second (and third) line only when the lanes keep two lines each.
-    let fixed = 1 + summary::height(app);
+    let fixed = 1 + summary::height(app, 1);
     let spare = area.height.saturating_sub(fixed + n.max(1) * 2);
     let queue_rows = queue_rows_needed(app, area.width).min(1 + spare.min(2)).max(1);
     let queue = Rect::new(area.x, area.y + 1, area.width, queue_rows.min(area.height.saturating_sub(1)));
-    let summary_h = summary::height(app).min(area.height.saturating_sub(1 + queue.height));
+    // More batch lines (up to three, to compare runs) only where every lane keeps three lines.
+    let crashed = visible.iter().filter(|c| c.status == ConsumerStatus::Crashed).count() as u16;
+    let lanes_want = (n - crashed) * 3 + crashed;
+    let room = area.height.saturating_sub(1 + queue.height + lanes_want + summary::height(app, 1));
+    let batches = 1 + usize::from(room).min(summary::BATCHES_MAX - 1);
+    let summary_h = summary::height(app, batches).min(area.height.saturating_sub(1 + queue.height));
     let summary = Rect::new(area.x, area.bottom() - summary_h, area.width, summary_h);
     let lane_area = Rect::new(area.x, queue.bottom(), area.width, summary.y.saturating_sub(queue.bottom()));
     let (lanes, first, hint) = lanes(lane_area, &visible, selected_position(app));
-    Flow { producer, queue, lane_area, lanes, first, hint, summary }
+    Flow { producer, queue, lane_area, lanes, first, hint, summary, batches }
 }
 
 /// Lanes for `visible` in `area`, keeping the `selected` position on screen.
@@ -132,7 +139,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
         timeline::render(frame, rect, app, now);
         return;
     }
-    Paragraph::new(summary::lines(app, usize::from(flow.summary.width))).render(flow.summary, buf);
+    Paragraph::new(summary::lines(app, flow.batches, usize::from(flow.summary.width)))
+        .render(flow.summary, buf);
     if app.zoom
         && let Some(c) = app.selected_consumer()
     {

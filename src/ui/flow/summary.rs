@@ -1,4 +1,5 @@
-//! The two lines under the lanes: the latest batch against what RabbitMQ's rules predict, and
+//! The lines under the lanes: the recent batches (as many as there is room for, oldest first, so
+//! two runs of the same workload can be compared) against what RabbitMQ's rules predict, and
 //! where every task is, as a sum that visibly adds up to the published count.
 
 use ratatui::text::{Line, Span};
@@ -7,13 +8,19 @@ use super::ids;
 use crate::app::{App, Batch};
 use crate::ui::{format, theme};
 
-/// The batch line, why its split surprises (when a switch during it explains that), then the
-/// ledger line, each fitted to `width`.
-pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
-    let mut lines = Vec::with_capacity(3);
+/// At most this many batch lines.
+pub const BATCHES_MAX: usize = 3;
+
+/// The last `batches` batch lines (why the latest split surprises, when a switch during it
+/// explains that), then the ledger line, each fitted to `width`.
+pub fn lines(app: &App, batches: usize, width: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::with_capacity(batches + 2);
+    let shown = app.batches.len().min(batches.max(1));
+    for b in &app.batches[app.batches.len() - shown..] {
+        lines.push(format::fit(batch_line(b).spans, width));
+    }
     match app.batches.last() {
         Some(b) => {
-            lines.push(format::fit(batch_line(b).spans, width));
             if let Some(note) = &b.note {
                 lines.push(format::fit(vec![Span::styled(format!("   ↳ {note}"), theme::WARN)], width));
             }
@@ -24,18 +31,15 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
     lines
 }
 
-/// How many lines [`lines`] gives for this app.
-pub fn height(app: &App) -> u16 {
-    2 + u16::from(app.batches.last().is_some_and(|b| b.note.is_some()))
+/// How many lines [`lines`] gives for this app with room for `batches` batch lines.
+pub fn height(app: &App, batches: usize) -> u16 {
+    let shown = app.batches.len().clamp(1, batches.max(1));
+    (shown + 1) as u16 + u16::from(app.batches.last().is_some_and(|b| b.note.is_some()))
 }
 
 /// ` batch #2 · 10 tasks rr · took 45.0s · saw 4/3/3 = theory ✓ · lost 3`
 fn batch_line(b: &Batch) -> Line<'static> {
-    let (predicted, makespan) = b.predicted();
-    let seen: Vec<String> =
-        b.consumers.iter().map(|(id, _)| b.done_by.get(*id).copied().unwrap_or(0).to_string()).collect();
-    let theory: Vec<String> = predicted.iter().map(|(_, n)| n.to_string()).collect();
-    let (seen, theory) = (seen.join("/"), theory.join("/"));
+    let seen = b.seen_split();
     let tasks = if b.size == 1 { "task" } else { "tasks" };
     let mut spans = vec![
         Span::styled(format!(" batch #{} ", b.id), theme::LABEL),
@@ -55,6 +59,13 @@ fn batch_line(b: &Batch) -> Line<'static> {
         None => spans.push(Span::styled(format!("{} left", b.outstanding), theme::WARN)),
     }
     spans.push(Span::styled(" · saw ", theme::LABEL));
+    if let Some(why) = &b.unmodelled {
+        // The model does not follow kills, new consumers or delay changes: nothing to compare.
+        spans.push(Span::styled(seen, theme::VALUE));
+        spans.push(Span::styled(format!(" · no theory: {why}"), theme::LABEL));
+        return Line::from(spans);
+    }
+    let (theory, makespan) = b.theory_split();
     let finished = b.finished.is_some();
     if finished && seen == theory {
         spans.push(Span::styled(seen, theme::VALUE));

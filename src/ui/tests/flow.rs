@@ -291,7 +291,7 @@ fn every_caption_of_every_shipped_lesson_is_whole_at_80x24() {
     let mut checked = 0;
     for entry in std::fs::read_dir(dir).expect("assets/scenarios") {
         let path = entry.expect("entry").path();
-        let scenario = crate::scenario::load(&path).expect("a shipped lesson loads");
+        let scenario = crate::scenario::load(&path).expect("a shipped lesson loads").scaled(1.0);
         for (i, caption) in scenario.steps.iter().filter_map(|s| s.caption.as_deref()).enumerate() {
             let (mut app, now) = demo();
             app.lesson = Some(crate::app::Lesson {
@@ -310,6 +310,27 @@ fn every_caption_of_every_shipped_lesson_is_whole_at_80x24() {
         }
     }
     assert!(checked >= 10, "only {checked} captions");
+}
+
+#[test]
+fn captions_say_the_times_the_lanes_show_at_any_speed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/scenarios");
+    let number_with_unit = |w: &str| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+        w.chars().next().is_some_and(|c| c.is_ascii_digit()) && (w.ends_with("ms") || w.ends_with('s'))
+    };
+    for entry in std::fs::read_dir(&dir).expect("assets/scenarios") {
+        let path = entry.expect("entry").path();
+        let raw = crate::scenario::load(&path).expect("loads");
+        for caption in raw.steps.iter().filter_map(|s| s.caption.as_deref()) {
+            // A time written as a number would be wrong at any other --speed: use {Cn}.
+            assert!(!caption.split_whitespace().any(number_with_unit), "{}: {caption}", path.display());
+        }
+    }
+    let kill = crate::scenario::load(&dir.join("kill-with-work-in-hand.toml")).expect("loads");
+    let first = |s: &crate::scenario::Scenario| s.steps[0].caption.clone().unwrap_or_default();
+    assert_eq!(first(&kill.clone().scaled(1.0)), "C1 takes 4.0s per task, C2 1.0s. Auto-ack first.");
+    assert_eq!(first(&kill.scaled(5.0)), "C1 takes 800ms per task, C2 200ms. Auto-ack first.");
 }
 
 #[test]

@@ -23,6 +23,10 @@
 //! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
 //! task published so far is processed (or lost) before its own time starts counting.
 //!
+//! A caption says a consumer's time per task as `{C2}`, never as a number: it is filled in with
+//! the time the lane shows then, so the caption stays true at any `--speed` (see `captions.rs`).
+//! `expect_losses = true` says the lesson loses tasks on purpose (`play --headless` exits 0).
+//!
 //! `play --headless` exits 1 when tasks were lost, as a lost task is normally a failure; a
 //! lesson that loses tasks on purpose (a kill under auto-ack) says `expect_losses = true`.
 
@@ -33,6 +37,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::app::Mode;
+
+mod captions;
 use crate::units;
 
 /// A checked scenario.
@@ -302,6 +308,16 @@ fn check_step(s: &RawStep, n: usize, live: &mut Vec<bool>, last_at: &mut Duratio
             actions.iter().map(Action::describe).collect::<Vec<_>>().join(", ")
         ));
     }
+    if let Some(caption) = &s.caption {
+        for k in captions::named(caption).map_err(|e| format!("step {n}: {e}"))? {
+            if k > live.len() {
+                return Err(format!(
+                    "step {n}: the caption names {{C{k}}}, but consumers are numbered 1 to {} here",
+                    live.len()
+                ));
+            }
+        }
+    }
     if actions.is_empty() && s.caption.is_none() && !after_settled {
         return Err(format!("step {n} does nothing: give it a caption or an action"));
     }
@@ -326,7 +342,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Scenario {
-    /// Every duration divided by `speed`, so a 60-second lesson can be shown in 6.
+    /// Every duration divided by `speed`, so a 60-second lesson can be shown in 6; the captions'
+    /// `{Cn}` say the delays as they then are.
     pub fn scaled(mut self, speed: f64) -> Self {
         // Callers keep speed within 0.01..=1000 (play::prepare); saturate rather than panic anyway.
         let scale =
@@ -340,6 +357,7 @@ impl Scenario {
                 _ => {}
             }
         }
+        captions::expand(&mut self.steps, &self.delays);
         self
     }
 }
