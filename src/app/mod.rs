@@ -77,7 +77,7 @@ pub struct App {
     pub show_help: bool,
     /// The timeline replaces the consumer panes.
     pub show_timeline: bool,
-    /// `d`: the details (producer, distribution, ledger, the selected pane) instead of the flow.
+    /// `d`: the details (producer, ledger, distribution with the recent batches) instead of the flow.
     pub show_details: bool,
     /// `z`: the selected consumer's full pane in place of the lanes.
     pub zoom: bool,

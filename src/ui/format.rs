@@ -65,6 +65,10 @@ pub fn wrap_text(text: &str, width: usize, first_taken: usize, rows: usize) -> V
                 cur.push(' ');
             }
             cur.push_str(&word);
+        } else if cur_len == 0 && lines.is_empty() && first_taken > 0 && len <= width {
+            // It fits a whole line but not what is left beside the head: start below it.
+            lines.push(String::new());
+            words.push_front(word);
         } else if cur_len == 0 {
             // A word longer than the whole line: split it.
             let cut = room(&lines).max(1);
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(wrap_text(t, 9, 4, 3), ["one", "two three", "four five"]);
         assert_eq!(wrap_text(t, 9, 0, 2), ["one two", "three…"]);
         assert_eq!(wrap_text("abcdefghij", 4, 0, 3), ["abcd", "efgh", "ij"]);
+        // A word that does not fit beside the head starts on the next line, whole.
+        assert_eq!(wrap_text("C3 crashes", 12, 11, 3), ["", "C3 crashes"]);
         assert!(wrap_text("", 10, 0, 3).is_empty());
     }
 

@@ -17,8 +17,8 @@
 //! ```
 //!
 //! `t` puts the timeline in the lanes' place, `z` the selected consumer's full pane, and `d`
-//! swaps the flow for the details (producer, distribution, ledger and the selected pane) at any
-//! width. The help overlay is drawn last, over everything. Below [`layout::MIN_WIDTH`] x
+//! swaps the flow for the details (producer, ledger, distribution with the recent batches) at
+//! any width. The help overlay is drawn last, over everything. Below [`layout::MIN_WIDTH`] x
 //! [`layout::MIN_HEIGHT`] only a "terminal too small" message is drawn.
 
 mod banner;
@@ -58,7 +58,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
         banner::render(frame, rect, app);
     }
     if app.show_details {
-        details(frame, screen.body, app, now);
+        details(frame, screen.body, app);
     } else {
         flow::render(frame, screen.body, app, now);
     }
@@ -79,21 +79,20 @@ fn panels(frame: &mut Frame, area: Rect, app: &App) {
     ledger::render(frame, l, app);
 }
 
-/// `d`: the panels at full size, and the selected consumer's pane beside them.
-fn details(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
-    let [left, right] = area.layout(&ratatui::layout::Layout::horizontal([
-        ratatui::layout::Constraint::Length(layout::LEFT_WIDTH),
-        ratatui::layout::Constraint::Fill(1),
+/// `d`: the panels at full size: the producer and the ledger on the left, the distribution with
+/// its recent batches on the right (the selected consumer's full pane is `z`).
+fn details(frame: &mut Frame, area: Rect, app: &App) {
+    use ratatui::layout::{Constraint, Layout};
+    let [left, right] =
+        area.layout(&Layout::horizontal([Constraint::Length(layout::LEFT_WIDTH), Constraint::Fill(1)]));
+    let [p, l, _] = left.layout(&Layout::vertical([
+        Constraint::Length(layout::PRODUCER_HEIGHT),
+        Constraint::Length(ledger::lines_needed(app) + 2),
+        Constraint::Fill(1),
     ]));
-    panels(frame, left, app);
-    if let Some(c) = app.selected_consumer() {
-        let ctx = pane::Context {
-            selected: app.selected,
-            total_processed: app.total_processed(),
-            spark_max: c.processed.history().iter().copied().max().unwrap_or(0).max(1),
-        };
-        pane::render(frame, right, c, app.ledger.held_by(c.id), &ctx, now);
-    }
+    producer::render(frame, p, app);
+    ledger::render(frame, l, app);
+    distribution::render(frame, right, app);
 }
 
 /// Where the `--keys` overlay may draw on a screen of size `area`: the footer's hints (see

@@ -338,7 +338,7 @@ fn details_and_zoom_are_one_key_away_at_80x24() {
     let (mut app, now) = demo();
     app.update(Msg::Action(Action::ToggleDetails), now);
     let screen = text(draw(&app, now, 80, 24).backend().buffer());
-    for needle in ["Producer", "Distribution", "Where every task is", "received"] {
+    for needle in ["Producer", "Distribution", "Where every task is", "recent batches", "#2    12 tasks"] {
         assert!(screen.contains(needle), "{needle} missing from the details:\n{screen}");
     }
     app.update(Msg::Action(Action::ToggleDetails), now);
