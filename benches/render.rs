@@ -1,4 +1,6 @@
-//! Time to render one full frame with 12 busy consumers at 200x50 (`cargo bench --bench render`).
+//! Time to render one full frame of the flow view (`cargo bench --bench render`): 24 busy
+//! consumers (each with a task in hand and a window of waiting ids) and a 200-task queue, at
+//! 80x24, 160x45 and 200x60. The goal is under 1 ms a frame at each size.
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +9,15 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use warren::app::{App, AppOptions, BrokerInfo, Dispatch, Event, Mode, Msg};
 
+const CONSUMERS: usize = 24;
+/// Tasks left ready at the broker.
+const QUEUED: u64 = 200;
+
 fn busy_app(now: Instant) -> App {
     let opts = AppOptions {
         queue: "warren.tasks".into(),
-        delays: (0..12).map(|i| Duration::from_millis(100 * (i + 1))).collect(),
-        dispatch: Dispatch { mode: Mode::Fair, prefetch: 1 },
+        delays: (0..CONSUMERS as u64).map(|i| Duration::from_millis(100 * (i + 1))).collect(),
+        dispatch: Dispatch { mode: Mode::Fair, prefetch: 3 },
         burst: 10,
         rate: 5,
         keep_history: false,
@@ -24,23 +30,37 @@ fn busy_app(now: Instant) -> App {
         port: 5672,
         vhost: "/".into(),
     };
-    app.update(Msg::Event(Event::Connected(info)), now);
+    let ev = |app: &mut App, e| app.update(Msg::Event(e), now);
+    ev(&mut app, Event::Connected(info));
+    for consumer in 0..CONSUMERS {
+        ev(&mut app, Event::ConsumerReady { consumer });
+    }
     let mut id = 0;
-    for round in 0..40u64 {
-        for c in 0..12 {
+    // A history of finished tasks (the done trails and the sparklines), then each consumer with
+    // one task in hand and two waiting, then the queue.
+    for round in 0..20u64 {
+        for c in 0..CONSUMERS {
             id += 1;
-            let ev = |e| Msg::Event(e);
-            app.update(ev(Event::Published { id, batch: None }), now);
-            app.update(
-                ev(Event::Delivered { consumer: c, id, manual_ack: true, redelivered: round % 7 == 0 }),
-                now,
-            );
-            app.update(ev(Event::Started { consumer: c, id, work: Duration::from_secs(1) }), now);
-            if round < 39 {
-                app.update(ev(Event::Processed { consumer: c, id, acked: true }), now);
-            }
+            ev(&mut app, Event::Published { id, batch: None });
+            ev(&mut app, Event::Delivered { consumer: c, id, manual_ack: true, redelivered: round % 7 == 0 });
+            ev(&mut app, Event::Started { consumer: c, id, work: Duration::from_secs(1) });
+            ev(&mut app, Event::Processed { consumer: c, id, acked: true });
         }
         app.update(Msg::Tick, now + Duration::from_secs(round + 1));
+    }
+    for c in 0..CONSUMERS {
+        for k in 0..3 {
+            id += 1;
+            ev(&mut app, Event::Published { id, batch: None });
+            ev(&mut app, Event::Delivered { consumer: c, id, manual_ack: true, redelivered: false });
+            if k == 0 {
+                ev(&mut app, Event::Started { consumer: c, id, work: Duration::from_secs(1) });
+            }
+        }
+    }
+    for _ in 0..QUEUED {
+        id += 1;
+        ev(&mut app, Event::Published { id, batch: None });
     }
     app
 }
@@ -48,12 +68,17 @@ fn busy_app(now: Instant) -> App {
 fn render_frame(c: &mut Criterion) {
     let now = Instant::now();
     let app = busy_app(now);
-    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test terminal");
-    c.bench_function("render full frame, 12 consumers, 200x50", |b| {
-        b.iter(|| {
-            terminal.draw(|f| warren::ui::render(f, &app, now)).expect("draw");
-        })
-    });
+    for (w, h) in [(80, 24), (160, 45), (200, 60)] {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+        let name = format!("flow view, {CONSUMERS} consumers, {QUEUED} queued, {w}x{h}");
+        c.bench_function(&name, |b| {
+            b.iter(|| {
+                terminal
+                    .draw(|f| warren::ui::render(f, &app, now + Duration::from_millis(500)))
+                    .expect("draw");
+            })
+        });
+    }
 }
 
 criterion_group!(benches, render_frame);

@@ -426,7 +426,7 @@ impl App {
         // Progress bars move while anyone works; the timeline's axis runs until the batch is done.
         let batch_running = self.batches.last().is_some_and(|b| b.finished.is_none());
         let working = !self.paused() && self.consumers.iter().any(|c| c.working.is_some());
-        if working || (self.show_timeline && batch_running) {
+        if working || (self.show_timeline && batch_running && !self.paused()) {
             self.dirty = true;
         }
         if self.banner.as_ref().is_some_and(|b| now.duration_since(b.since) > BANNER_FOR) {
@@ -440,13 +440,14 @@ impl App {
         // Whole seconds only, and catch up if frames were skipped.
         while now.duration_since(self.last_sample) >= Duration::from_secs(1) {
             self.last_sample += Duration::from_secs(1);
-            self.producer.published.sample();
-            self.delivered.sample();
-            self.acked.sample();
-            for c in &mut self.consumers {
-                c.processed.sample();
+            // Redraw only when a rate or a sparkline would look different: a minute after the
+            // last task an idle warren draws nothing at all.
+            let mut moved = false;
+            let meters = [&mut self.producer.published, &mut self.delivered, &mut self.acked];
+            for m in meters.into_iter().chain(self.consumers.iter_mut().map(|c| &mut c.processed)) {
+                moved |= m.sample_changes_view();
             }
-            self.dirty = true;
+            self.dirty |= moved;
         }
     }
 }

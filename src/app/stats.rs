@@ -34,6 +34,14 @@ impl Meter {
         &self.history
     }
 
+    /// [`Meter::sample`], and whether what a screen shows of it (the rate, the sparkline of the
+    /// last [`HISTORY`] seconds) changed: it does not once a minute has passed without events.
+    pub fn sample_changes_view(&mut self) -> bool {
+        let before = self.rate != 0 || self.history.iter().any(|&r| r != 0);
+        self.sample();
+        before || self.rate != 0
+    }
+
     /// Close one second: the count since the previous sample becomes the rate.
     pub fn sample(&mut self) {
         self.rate = self.total - self.at_last_sample;
@@ -94,6 +102,17 @@ mod tests {
         m.sample();
         assert_eq!(m.rate(), 0);
         assert_eq!(m.history().iter().copied().collect::<Vec<_>>(), vec![5, 3, 0]);
+    }
+
+    #[test]
+    fn an_idle_meter_stops_changing_the_view_after_its_history_runs_out() {
+        let mut m = Meter::default();
+        assert!(!m.sample_changes_view(), "never busy: nothing to redraw");
+        m.add(1);
+        assert!(m.sample_changes_view());
+        // The busy second scrolls through the sparkline for a minute, then nothing moves.
+        let changes = (0..2 * HISTORY).filter(|_| m.sample_changes_view()).count();
+        assert_eq!(changes, HISTORY);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! ▸C1 1s    ▶#7 ━━━━━━━━━━━━━────────                               ✓ 4 · 40%
 //!           backlog 1: #10
 //!           done #1 #4
+//!           received 4 · acked 0 · redelivered 0
 //! ```
 //! and on one line: `▸C1 1s  ▶#7 ━━━──  backlog 1: #10        ✓ 4 · 40%`.
 
@@ -66,6 +67,12 @@ impl Lane<'_> {
                 let mut trail = vec![Span::raw(" ".repeat(gutter))];
                 trail.extend(self.trail(width.saturating_sub(gutter)));
                 lines.push(Line::from(trail));
+            }
+            // With a line to spare, the counters the broker would report for it.
+            if rows >= 4 && lines.len() < rows {
+                let mut counts = vec![Span::raw(" ".repeat(gutter))];
+                counts.extend(self.counters());
+                lines.push(format::fit(counts, width));
             }
         }
         for (i, line) in lines.into_iter().take(rows).enumerate() {
@@ -189,6 +196,21 @@ impl Lane<'_> {
         };
         let items = self.whereabouts.waiting(self.consumer.id);
         (vec![label], items, h.waiting as usize)
+    }
+
+    /// `received 4 · acked 3 · redelivered 1`: deliveries it got, acks it sent, and how many of
+    /// the deliveries were flagged redelivered.
+    fn counters(&self) -> Vec<Span<'static>> {
+        let c = self.consumer;
+        let redelivered = if c.redelivered > 0 { theme::WARN } else { theme::LABEL };
+        vec![
+            Span::styled("received ", theme::MUTED),
+            Span::styled(c.received.to_string(), theme::LABEL),
+            Span::styled(" · acked ", theme::MUTED),
+            Span::styled(c.acked.to_string(), theme::LABEL),
+            Span::styled(" · redelivered ", theme::MUTED),
+            Span::styled(c.redelivered.to_string(), redelivered),
+        ]
     }
 
     /// `✓ 4 · 40%`, and `✗ 3` when it lost tasks.
