@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Remake the README's pictures of warren running a scenario:
-#   assets/warren-round-robin.png   classic-round-robin at speed 1, just after the last step
+#   assets/warren-round-robin.png   classic-round-robin at speed 1, 1.5 s into the burst
 #   assets/warren-fair-dispatch.png classic-fair-dispatch at speed 2, 3 s into the burst
-# Each scenario is played in a detached 160x45 tmux session with --record, then a
+# Each scenario is played in a detached 100x30 tmux session (a projector with large fonts) with
+# --record, then a
 # moment of the recording is drawn by tools/cast2png.py.
 # Needs: cargo, tmux, python3 with pyte and Pillow (python3 -m pip install pyte pillow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COLS=160
-ROWS=45
+COLS=100
+ROWS=30
 TIMEOUT=120 # seconds one recording may take, at most
 
 die() { echo "make-readme-picture: $*" >&2; exit 1; }
@@ -54,7 +55,7 @@ record() {
 
 record assets/scenarios/classic-round-robin.toml 1 /tmp/warren-readme.cast
 python3 tools/cast2png.py /tmp/warren-readme.cast assets/warren-round-robin.png \
-    --at-marker "step 3/3" --after 0.5
+    --at-marker "step 2/3" --after 1.5
 
 record assets/scenarios/classic-fair-dispatch.toml 2 /tmp/warren-readme-fair.cast
 python3 tools/cast2png.py /tmp/warren-readme-fair.cast assets/warren-fair-dispatch.png \
