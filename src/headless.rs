@@ -339,7 +339,7 @@ impl Summary {
         let _ = writeln!(out, "{:<8} {:>8} {:>9} {:>6}  tasks", "consumer", "delay", "processed", "share");
         let total = self.processed.max(1);
         for c in &self.consumers {
-            let shown: Vec<String> = c.tasks.iter().take(24).map(u64::to_string).collect();
+            let shown: Vec<String> = c.tasks.iter().take(24).map(|id| format!("#{id}")).collect();
             let more =
                 if c.tasks.len() > 24 { format!(" … (+{})", c.tasks.len() - 24) } else { String::new() };
             let _ = writeln!(
