@@ -142,7 +142,7 @@ fn table(r: &PlayReport) -> String {
             t.predicted.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
         // Only a finished batch can be said to differ; an unfinished one is still on its way.
         let differs = match &t.not_modelled {
-            Some(why) => format!("  (not modelled: {why})"),
+            Some(why) => format!("  (not modelled: {why} during the batch)"),
             None if b.makespan_ms.is_none() || t.predicted == b.split => String::new(),
             None => "  (observed differs)".to_string(),
         };

@@ -72,10 +72,12 @@ impl App {
                 }
             }
             Event::Started { consumer, id, work } => {
+                // Whether it came redelivered is known only while it waits: ask before it starts.
+                let again = self.ledger.whereabouts().waiting(consumer).any(|(t, again)| t == id && again);
                 self.ledger.started(id, consumer);
                 let frozen = self.paused_since.map(|_| now);
                 if let Some(c) = self.consumer(consumer) {
-                    c.working = Some(Working { id, since: now, delay: work, frozen });
+                    c.working = Some(Working { id, again, since: now, delay: work, frozen });
                     c.span_started(id, now);
                 }
             }
@@ -85,7 +87,9 @@ impl App {
                     self.acked.add(1);
                 }
                 if let Some(c) = self.consumer(consumer) {
-                    c.working = None;
+                    if c.working.take().is_some_and(|w| w.id == id && w.again) {
+                        c.trail_again.push(id);
+                    }
                     c.span_ended(&[id], SpanEnd::Done, now);
                     c.processed.add(1);
                     c.acked += u64::from(acked);

@@ -233,7 +233,7 @@ impl App {
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.status = ConsumerStatus::Leaving;
         self.selected = consumer;
-        self.unmodelled(format!("C{} was removed", consumer + 1));
+        self.unmodelled(format!("C{} removed", consumer + 1));
         Some(Command::RemoveConsumer { consumer })
     }
 
@@ -242,15 +242,16 @@ impl App {
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.status = ConsumerStatus::Crashed;
         self.selected = consumer;
-        self.unmodelled(format!("C{} was killed", consumer + 1));
+        self.unmodelled(format!("C{} killed", consumer + 1));
         Some(Command::KillConsumer { consumer })
     }
 
     /// The theory model follows switches but not consumers coming, going or changing speed:
-    /// batches still running when that happens say so instead of showing a prediction.
+    /// batches still running when that happens say so (`what` happened during them) instead of
+    /// showing a prediction.
     pub(super) fn unmodelled(&mut self, what: String) {
         for b in self.batches.iter_mut().filter(|b| b.finished.is_none() && b.unmodelled.is_none()) {
-            b.unmodelled = Some(format!("{what} during it"));
+            b.unmodelled = Some(what.clone());
         }
     }
 
@@ -409,8 +410,13 @@ impl App {
         if visible.is_empty() {
             return;
         }
-        let pos = visible.iter().position(|&i| i == self.selected).unwrap_or(0) as isize;
-        let next = (pos + step).rem_euclid(visible.len() as isize) as usize;
+        let Some(pos) = visible.iter().position(|&i| i == self.selected) else {
+            // The selected one just went: its neighbour below takes its place (or the last).
+            self.selected =
+                visible.iter().copied().find(|&i| i > self.selected).unwrap_or(visible[visible.len() - 1]);
+            return;
+        };
+        let next = (pos as isize + step).rem_euclid(visible.len() as isize) as usize;
         self.selected = visible[next];
     }
 

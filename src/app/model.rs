@@ -34,6 +34,8 @@ pub enum ConsumerStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Working {
     pub id: TaskId,
+    /// It was handed out before (requeued, then redelivered here): drawn `↻#k`.
+    pub again: bool,
     pub since: Instant,
     pub delay: Duration,
     /// Since when the demo is paused: progress stands still at this instant.
@@ -73,6 +75,8 @@ pub struct Consumer {
     pub lost: u64,
     pub working: Option<Working>,
     pub trail: Trail<TaskId>,
+    /// Of the ids in `trail`, those that came here redelivered.
+    pub trail_again: Trail<TaskId>,
     /// The last tasks lost here, and why the last of them was lost.
     pub lost_ids: Trail<TaskId>,
     pub last_loss: Option<LossReason>,
@@ -98,6 +102,7 @@ impl Consumer {
             lost: 0,
             working: None,
             trail: Trail::new(TRAIL_LEN),
+            trail_again: Trail::new(TRAIL_LEN),
             lost_ids: Trail::new(LOST_KEPT),
             last_loss: None,
             spans: VecDeque::new(),

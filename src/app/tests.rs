@@ -127,6 +127,19 @@ fn add_and_remove_consumers() {
 }
 
 #[test]
+fn removing_the_selected_consumer_selects_the_next_one_not_the_last() {
+    let (mut a, now) = app(&[500, 500, 500], Mode::Fair);
+    assert_eq!(a.selected, 0);
+    act(&mut a, now, Action::RemoveConsumer);
+    ev(&mut a, now, Event::ConsumerGone { consumer: 0, killed: false });
+    assert_eq!(a.selected, 1, "C2 takes C1's place");
+    act(&mut a, now, Action::SelectNext);
+    act(&mut a, now, Action::RemoveConsumer);
+    ev(&mut a, now, Event::ConsumerGone { consumer: 2, killed: false });
+    assert_eq!(a.selected, 1, "the last one gone: the one before it");
+}
+
+#[test]
 fn help_overlay_swallows_the_next_key() {
     let (mut a, now) = app(&[0], Mode::Fair);
     act(&mut a, now, Action::ToggleHelp);

@@ -3,8 +3,8 @@
 //! error and the notice up to two lines each, the caption up to three.
 //!
 //! ```text
-//!  ▶ Classic round-robin 2/5  PAUSED  Five tasks. Watch the trail in each lane: C1 gets #1 and
-//!    #4, C2 gets #2 and #5, C3 gets #3.
+//!  ‖ Classic round-robin · step 2/3  PAUSED  Enter resumes · Five tasks. Watch each lane: C1
+//!    gets #1 and #4, C2 gets #2 and #5, C3 gets #3.
 //! ```
 
 use ratatui::Frame;
@@ -52,20 +52,24 @@ fn notice_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     wrapped.into_iter().map(|l| Line::styled(format!(" {l}"), theme::WARN)).collect()
 }
 
-/// ` ▶ Title 2/5  PAUSED  caption text…`, the caption wrapped under the title.
+/// ` ▶ Title · step 2/5 · caption text…` (`‖` and a `PAUSED` badge while paused), the caption
+/// wrapped under the title.
 pub fn caption_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let Some(lesson) = &app.lesson else { return Vec::new() };
     let (done, all) = lesson.step;
+    let mark = if lesson.paused { "‖" } else { "▶" };
     let mut head = vec![
         Span::raw(" "),
-        Span::styled(format!("▶ {} {done}/{all}", lesson.title), theme::SELECTED),
+        Span::styled(format!("{mark} {} · step {done}/{all}", lesson.title), theme::SELECTED),
         Span::raw(" "),
     ];
     if lesson.paused {
         head.push(Span::styled(" PAUSED ", theme::BADGE));
-        head.push(Span::styled(" Enter resumes ", theme::LABEL));
+        head.push(Span::styled(" Enter resumes · ", theme::LABEL));
     } else if lesson.waiting {
-        head.push(Span::styled(" … waiting for the queue to settle ", theme::LABEL));
+        head.push(Span::styled("· waiting for the queue to settle · ", theme::LABEL));
+    } else {
+        head.push(Span::styled("· ", theme::LABEL));
     }
     let head_w: usize = head.iter().map(Span::width).sum();
     let caption = lesson.caption.as_deref().unwrap_or("");

@@ -88,7 +88,7 @@ fn theory_line(b: &Batch) -> Line<'static> {
         return Line::from(vec![
             Span::styled("   saw ", theme::LABEL),
             Span::styled(seen, theme::VALUE),
-            Span::styled(format!("  theory: {why}"), theme::LABEL),
+            Span::styled(format!("  no theory ({why})"), theme::LABEL),
         ]);
     }
     let (theory, makespan) = b.theory_split();
@@ -109,13 +109,14 @@ fn batch_line(b: &Batch) -> Line<'static> {
         Some(d) if b.lost == 0 => Span::styled(format!("took {}", format::duration(d)), theme::DONE),
         // Finished, but not every task was done: the time is no success to show in green.
         Some(d) => Span::styled(format!("took {}", format::duration(d)), theme::ALARM),
-        None => Span::styled(format!("running, {} left", b.outstanding), theme::WARN),
+        None => Span::styled(format!("{} left", b.outstanding), theme::WARN),
     };
+    // Short enough for the narrowest pane (38 columns inside, in the details at 80 columns).
     Line::from(vec![
-        Span::styled(format!("#{:<2} ", b.id), theme::LABEL),
-        Span::styled(format!("{:>4}", b.size), theme::VALUE),
-        Span::styled(if b.size == 1 { " task  " } else { " tasks " }, theme::LABEL),
-        Span::styled(format!("{mode:<6} "), theme::SELECTED),
+        Span::styled(format!("batch #{} ", b.id), theme::LABEL),
+        Span::styled(b.size.to_string(), theme::VALUE),
+        Span::styled(if b.size == 1 { " task " } else { " tasks " }, theme::LABEL),
+        Span::styled(format!("{mode} "), theme::SELECTED),
         outcome,
     ])
 }

@@ -61,15 +61,19 @@ fn broker_spans(app: &App) -> Vec<Span<'static>> {
 /// ` mode fair (manual ack, prefetch 3)  unacked 7 = 4 waiting + 3 in hand`: unacked is what
 /// the broker counts against prefetch, the same sum as in the lanes and the ledger.
 fn mode_spans(app: &App) -> Vec<Span<'static>> {
-    let mut spans =
-        vec![Span::styled(" mode ", theme::LABEL), Span::styled(app.applied.to_string(), theme::SELECTED)];
+    let mut spans = Vec::new();
+    // First, so that it is never cut; a lesson's caption carries it instead.
+    if app.paused() && app.lesson.is_none() {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(" PAUSED ", theme::BADGE));
+    }
+    spans.extend([
+        Span::styled(" mode ", theme::LABEL),
+        Span::styled(app.applied.to_string(), theme::SELECTED),
+    ]);
     // Only while consumers are re-registering: a prefetch noted in round-robin is no switch.
     if app.switching() {
         spans.push(Span::styled(format!(" ⇄ switching to {}", app.dispatch.short_label()), theme::WARN));
-    }
-    if app.paused() {
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(" PAUSED ", theme::BADGE));
     }
     let unacked = app.ledger.broker_unacked();
     let waiting = app.ledger.totals().unacked;
@@ -80,9 +84,6 @@ fn mode_spans(app: &App) -> Vec<Span<'static>> {
             format!(" = {waiting} waiting + {} in hand", unacked - waiting),
             theme::LABEL,
         ));
-    }
-    if app.paused() {
-        spans.push(Span::styled("  ‖ PAUSED", theme::WARN));
     }
     spans
 }

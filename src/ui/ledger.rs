@@ -28,23 +28,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(format!(" ↳ {n}: {}", reason.describe()), theme::ALARM));
     }
     // The two kinds of waiting: auto-ack backlog in the clients, and manual-ack unacked, which
-    // the broker counts with the tasks in hand.
+    // the broker counts with the tasks in hand; the next line shows that sum.
     let unacked = app.ledger.broker_unacked();
-    lines.push(Line::from(vec![
-        Span::styled("backlog ", theme::LABEL),
-        Span::styled(t.backlog.to_string(), theme::backlog(t.backlog)),
-        Span::styled(" · unacked ", theme::LABEL),
-        Span::styled(unacked.to_string(), theme::VALUE),
-        Span::styled(format!(" = {} + {} in hand", t.unacked, unacked - t.unacked), theme::LABEL),
-    ]));
-    let mut extra = Vec::new();
-    if t.duplicates > 0 {
+    lines.push(pair(("backlog", t.backlog, theme::backlog(t.backlog)), ("unacked", unacked, theme::VALUE)));
+    let extra = if unacked > 0 {
+        Line::styled(
+            format!("unacked = {} waiting + {} in hand", t.unacked, unacked - t.unacked),
+            theme::LABEL,
+        )
+    } else if t.duplicates > 0 {
         // Processed twice because an ack was lost with a connection (at-least-once delivery).
-        extra.extend(cell(("duplicates", t.duplicates, theme::WARN)));
+        Line::from(cell(("duplicates", t.duplicates, theme::WARN)).to_vec())
     } else if anomalies > 0 {
-        extra.extend(cell(("anomalies", anomalies, theme::ALARM)));
-    }
-    lines.push(Line::from(extra));
+        Line::from(cell(("anomalies", anomalies, theme::ALARM)).to_vec())
+    } else {
+        Line::default()
+    };
+    lines.push(extra);
     lines.push(check(t.published, t.accounted()));
     let block = Block::bordered().title(" Where every task is ").padding(Padding::horizontal(1));
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -11,7 +11,7 @@
 //!           backlog 1: #10                                                     side panels
 //!           done #1 #4                                                         from 140
 //!  …one lane per consumer…                                                      columns
-//!  batch #1 · 10 tasks rr · running, 6 left · saw 4/0/0 · theory 4/3/3 in 45.0s └ Ledger ┘
+//!  batch #1 10 tasks rr · 6 left · saw 4/0/0 · theory 4/3/3, 45.0s           └ Ledger ┘
 //!  where: ready 0 + waiting 4 + in hand 2 + done 4 + lost 0 = published 10 ✓
 //!  space task  b burst  m mode  …                                     ? help  q quit   footer
 //! ```

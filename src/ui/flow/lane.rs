@@ -27,6 +27,8 @@ pub struct Lane<'a> {
     pub held: Held,
     pub whereabouts: &'a Whereabouts,
     pub selected: bool,
+    /// The demo is frozen: a consumer with nothing in hand is paused, not idle.
+    pub paused: bool,
     /// All tasks processed by anyone, for the share.
     pub total_processed: u64,
     /// Width of the name column (the widest `C12 1.5s`), so lanes line up.
@@ -161,8 +163,15 @@ impl Lane<'_> {
         }
         match (c.working, c.progress(self.now)) {
             (Some(w), Some(ratio)) => {
-                let label = format!("▶#{}", w.id);
-                let bar = room.saturating_sub(label.chars().count() + 1 + tag_width(&spans)).min(BAR_MAX);
+                let label = if w.again { format!("▶↻#{}", w.id) } else { format!("▶#{}", w.id) };
+                // What is left of it, in its own time: a delay changed meanwhile applies to the
+                // next task, and the lane's title already shows the new one.
+                let left = w.delay.mul_f64(1.0 - ratio.clamp(0.0, 1.0));
+                let left = format!(" {} left", format::duration(left));
+                let used = label.chars().count() + 1 + tag_width(&spans);
+                let show_left = room >= used + left.chars().count() + 6;
+                let bar =
+                    room.saturating_sub(used + if show_left { left.chars().count() } else { 0 }).min(BAR_MAX);
                 spans.push(Span::styled(label, ids::style(w.id)));
                 if bar >= 3 {
                     let filled = ((ratio.clamp(0.0, 1.0) * bar as f64).round() as usize).min(bar);
@@ -170,7 +179,12 @@ impl Lane<'_> {
                     spans.push(Span::styled("━".repeat(filled), theme::DONE));
                     spans.push(Span::styled("─".repeat(bar - filled), theme::MUTED));
                 }
+                if show_left {
+                    spans.push(Span::styled(left, theme::LABEL));
+                }
             }
+            // Paused, nothing starts: "idle" would say it has nothing to do.
+            _ if tag.is_none() && self.paused => spans.push(Span::styled("‖ paused", theme::WARN)),
             _ if tag.is_none() => spans.push(Span::styled("idle", theme::LABEL)),
             _ => {}
         }
@@ -182,8 +196,15 @@ impl Lane<'_> {
     /// `backlog 2:` (the broker has forgotten them).
     fn waiting(&self) -> (Vec<Span<'static>>, impl Iterator<Item = (u64, bool)> + '_, usize) {
         let h = self.held;
-        let in_hand_unacked = h.unacked.saturating_sub(h.waiting.saturating_sub(h.backlog));
-        let label = if h.backlog > 0 {
+        let manual_waiting = h.waiting.saturating_sub(h.backlog);
+        let in_hand_unacked = h.unacked.saturating_sub(manual_waiting);
+        let label = if h.backlog > 0 && manual_waiting > 0 {
+            // Right after a mode switch it holds both kinds: say so, and that they add up.
+            Span::styled(
+                format!("waiting {} = backlog {} + unacked {manual_waiting}:", h.waiting, h.backlog),
+                theme::backlog(h.backlog),
+            )
+        } else if h.backlog > 0 {
             Span::styled(format!("backlog {}:", h.backlog), theme::backlog(h.backlog))
         } else if h.unacked > 0 && in_hand_unacked > 0 {
             let waiting = h.unacked - in_hand_unacked;
@@ -244,7 +265,10 @@ impl Lane<'_> {
                         spans.push(Span::raw(" "));
                     }
                     match word.trim_start_matches('#').parse::<u64>() {
-                        Ok(id) => spans.push(Span::styled(format!("#{id}"), ids::style(id))),
+                        Ok(id) => {
+                            let again = c.trail_again.iter().any(|&t| t == id);
+                            spans.push(ids::task(id, again));
+                        }
                         Err(_) => spans.push(Span::styled(word.to_string(), theme::LABEL)),
                     }
                 }
@@ -268,6 +292,8 @@ fn tag_width(spans: &[Span]) -> usize {
 
 /// `left` then `right` flush with the right edge; `right` is dropped when both do not fit.
 fn with_right(mut left: Vec<Span<'static>>, right: Vec<Span<'static>>, width: usize) -> Line<'static> {
+    // One column kept free at the right, so the counts never touch a panel's border beside.
+    let width = width.saturating_sub(1);
     let used: usize = left.iter().map(Span::width).sum();
     let right_w: usize = right.iter().map(Span::width).sum();
     if used + 1 + right_w <= width {

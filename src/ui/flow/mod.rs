@@ -9,7 +9,7 @@
 //!  C2 10s   ▶#2 ━━━━━━━──────────────                                 ✓ 0 · 0%
 //!           backlog 2: #5 #8
 //!           done —
-//!  batch #1 · 10 tasks rr · running, 6 left · saw 4/0/0 · theory 4/3/3 in 45.0s
+//!  batch #1 10 tasks rr · 6 left · saw 4/0/0 · theory 4/3/3, 45.0s
 //!  where: ready 0 + waiting 4 + in hand 2 + done 4 + lost 0 = published 10 ✓
 //! ```
 //!
@@ -73,11 +73,14 @@ pub fn layout(area: Rect, app: &App) -> Flow {
     let spare = area.height.saturating_sub(fixed + n.max(1) * 2);
     let queue_rows = queue_rows_needed(app, area.width).min(1 + spare.min(2)).max(1);
     let queue = Rect::new(area.x, area.y + 1, area.width, queue_rows.min(area.height.saturating_sub(1)));
-    // More batch lines (up to three, to compare runs) only where every lane keeps three lines.
+    // More batch lines (up to three, to compare runs) from the rows the lanes leave over: each
+    // lane wants three lines (in hand, waiting, done), and takes what it gets in whole lines.
     let crashed = visible.iter().filter(|c| c.status == ConsumerStatus::Crashed).count() as u16;
-    let lanes_want = (n - crashed) * 3 + crashed;
-    let room = area.height.saturating_sub(1 + queue.height + lanes_want + summary::height(app, 1));
-    let batches = 1 + usize::from(room).min(summary::BATCHES_MAX - 1);
+    let live = n - crashed;
+    let for_lanes = area.height.saturating_sub(1 + queue.height + summary::height(app, 1));
+    let per_lane = for_lanes.saturating_sub(crashed).checked_div(live).unwrap_or(0).clamp(1, 3);
+    let leftover = for_lanes.saturating_sub(live * per_lane + crashed);
+    let batches = 1 + usize::from(leftover).min(summary::BATCHES_MAX - 1);
     let summary_h = summary::height(app, batches).min(area.height.saturating_sub(1 + queue.height));
     let summary = Rect::new(area.x, area.bottom() - summary_h, area.width, summary_h);
     let lane_area = Rect::new(area.x, queue.bottom(), area.width, summary.y.saturating_sub(queue.bottom()));
@@ -136,7 +139,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
     Paragraph::new(queue).render(flow.queue, buf);
     if app.show_timeline {
         let rect = Rect { height: flow.lane_area.height + flow.summary.height, ..flow.lane_area };
-        timeline::render(frame, rect, app, now);
+        // While paused the axis stands still with everything else.
+        timeline::render(frame, rect, app, app.clock(now));
         return;
     }
     Paragraph::new(summary::lines(app, flow.batches, usize::from(flow.summary.width)))
@@ -166,6 +170,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
             held: app.ledger.held_by(c.id),
             whereabouts: app.ledger.whereabouts(),
             selected: app.selected == c.id,
+            paused: app.paused(),
             total_processed,
             name_width,
             now,

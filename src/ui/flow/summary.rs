@@ -62,7 +62,7 @@ fn batch_line(b: &Batch) -> Line<'static> {
     if let Some(why) = &b.unmodelled {
         // The model does not follow kills, new consumers or delay changes: nothing to compare.
         spans.push(Span::styled(seen, theme::VALUE));
-        spans.push(Span::styled(format!(" · no theory: {why}"), theme::LABEL));
+        spans.push(Span::styled(format!(" · no theory ({why})"), theme::LABEL));
         return Line::from(spans);
     }
     let (theory, makespan) = b.theory_split();

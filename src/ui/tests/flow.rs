@@ -278,7 +278,7 @@ fn unacked_is_waiting_plus_in_hand_in_the_header_the_lane_and_the_ledger() {
         "unacked 3 = ▶ + 2 waiting: #4 #6",
         "unacked 3 = ▶ + 2 waiting: #5 #7",
         "unacked 1 = ▶ + 0 waiting",
-        "unacked 7 = 4 + 3 in hand",
+        "unacked = 4 waiting + 3 in hand",
         "waiting 4 + in hand 3",
     ] {
         assert!(screen.contains(needle), "{needle} missing:\n{screen}");
@@ -338,7 +338,9 @@ fn details_and_zoom_are_one_key_away_at_80x24() {
     let (mut app, now) = demo();
     app.update(Msg::Action(Action::ToggleDetails), now);
     let screen = text(draw(&app, now, 80, 24).backend().buffer());
-    for needle in ["Producer", "Distribution", "Where every task is", "recent batches", "#2    12 tasks"] {
+    for needle in
+        ["Producer", "Distribution", "Where every task is", "recent batches", "batch #2 12 tasks rr 6 left"]
+    {
         assert!(screen.contains(needle), "{needle} missing from the details:\n{screen}");
     }
     app.update(Msg::Action(Action::ToggleDetails), now);
@@ -365,4 +367,37 @@ fn never_panics_at_any_size() {
             draw(&app, now, w, h);
         }
     }
+}
+
+#[test]
+fn a_lane_after_a_switch_adds_its_two_kinds_of_waiting_and_marks_redeliveries() {
+    let t0 = Instant::now();
+    let mut app = idle(2, t0);
+    // C1 holds #1 (in hand) and #3 under auto-ack; after the switch to fair it gets #5 unacked.
+    burst(&mut app, t0, 1..=4, 0);
+    start(&mut app, t0, 0, 1);
+    start(&mut app, t0, 1, 2);
+    app.update(Msg::Action(Action::ToggleMode), t0);
+    ev(&mut app, t0, Event::DispatchApplied(Dispatch { mode: Mode::Fair, prefetch: 1 }));
+    let crate::app::Command::Publish { batch, .. } = app.start_batch(1, t0) else { panic!("a publish") };
+    ev(&mut app, t0, Event::Published { id: 5, batch: Some(batch) });
+    ev(&mut app, t0, Event::Delivered { consumer: 0, id: 5, manual_ack: true, redelivered: false });
+    let screen = text(draw(&app, at(t0, 0.1), 100, 30).backend().buffer());
+    assert!(screen.contains("waiting 2 = backlog 1 + unacked 1: #3 #5"), "{screen}");
+    // C2 gives #4 back and takes it again, redelivered: marked in hand and once done.
+    ev(&mut app, t0, Event::Requeued { consumer: 1, ids: vec![4] });
+    let screen = text(draw(&app, at(t0, 0.1), 100, 30).backend().buffer());
+    assert!(screen.contains("ready 1: ↻#4"), "{screen}");
+    done(&mut app, at(t0, 1.0), 1, 2);
+    ev(&mut app, at(t0, 1.0), Event::Delivered { consumer: 1, id: 4, manual_ack: true, redelivered: true });
+    start(&mut app, at(t0, 1.0), 1, 4);
+    let screen = text(draw(&app, at(t0, 1.2), 100, 30).backend().buffer());
+    assert!(screen.contains("▶↻#4"), "{screen}");
+    ev(&mut app, at(t0, 2.0), Event::Processed { consumer: 1, id: 4, acked: true });
+    let screen = text(draw(&app, at(t0, 2.0), 100, 30).backend().buffer());
+    assert!(screen.contains("done #2 ↻#4"), "{screen}");
+    // Paused, a consumer with nothing in hand is paused, not idle.
+    app.update(Msg::Action(Action::PlayPause), at(t0, 2.0));
+    let screen = text(draw(&app, at(t0, 2.0), 100, 30).backend().buffer());
+    assert!(screen.contains("C2 1.0s  ‖ paused") && screen.contains(" PAUSED "), "{screen}");
 }
