@@ -9,6 +9,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -58,35 +59,53 @@ pub fn caption_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let Some(lesson) = &app.lesson else { return Vec::new() };
     let (done, all) = lesson.step;
     let mark = if lesson.paused { "‖" } else { "▶" };
-    let mut head = vec![
-        Span::raw(" "),
-        Span::styled(format!("{mark} {} · step {done}/{all}", lesson.title), theme::SELECTED),
-        Span::raw(" "),
-    ];
+    // Words keep their style; the head wraps with the caption, so nothing is ever cut.
+    let mut words: Vec<(String, Style)> = Vec::new();
+    let mut push =
+        |text: &str, style: Style| words.extend(text.split_whitespace().map(|w| (w.to_string(), style)));
+    push(&format!("{mark} {} · step {done}/{all}", lesson.title), theme::SELECTED);
     if lesson.paused {
-        head.push(Span::styled(" PAUSED ", theme::BADGE));
-        head.push(Span::styled(" Enter resumes · ", theme::LABEL));
+        words.push((" PAUSED ".to_string(), theme::BADGE));
+        words.push(("Enter resumes ·".to_string(), theme::LABEL));
     } else if lesson.waiting {
-        head.push(Span::styled("· waiting for the queue to settle · ", theme::LABEL));
+        words.push(("· waiting for the queue to settle ·".to_string(), theme::LABEL));
     } else {
-        head.push(Span::styled("· ", theme::LABEL));
+        words.push(("·".to_string(), theme::LABEL));
     }
-    let head_w: usize = head.iter().map(Span::width).sum();
     let caption = lesson.caption.as_deref().unwrap_or("");
-    let width = usize::from(width);
-    let wrapped = format::wrap_text(caption, width.saturating_sub(3), head_w.saturating_sub(3), CAPTION_MAX);
-    let mut lines = Vec::new();
-    for (i, text) in wrapped.into_iter().enumerate() {
-        if i == 0 {
-            let mut first = head.clone();
-            first.push(Span::styled(text, theme::VALUE));
-            lines.push(Line::from(first));
-        } else {
-            lines.push(Line::from(vec![Span::raw("   "), Span::styled(text, theme::VALUE)]));
+    words.extend(caption.split_whitespace().map(|w| (w.to_string(), theme::VALUE)));
+    wrap_styled(words, usize::from(width), CAPTION_MAX)
+}
+
+/// Greedy wrap of styled words (a word with spaces inside, like a badge, stays whole) into at
+/// most `rows` lines of `width`, the first starting at column 1 and the others at 3; when they
+/// do not fit, the last line ends with `…`.
+fn wrap_styled(words: Vec<(String, Style)>, width: usize, rows: usize) -> Vec<Line<'static>> {
+    let mut lines: Vec<(Vec<Span<'static>>, usize)> = Vec::new();
+    let mut cut = false;
+    for (word, style) in words {
+        let len = word.chars().count();
+        let count = lines.len();
+        match lines.last_mut() {
+            Some((spans, used)) if *used + 1 + len <= width => {
+                spans.push(Span::raw(" "));
+                spans.push(Span::styled(word, style));
+                *used += 1 + len;
+            }
+            _ if count < rows => {
+                let indent = if lines.is_empty() { 1 } else { 3 };
+                let word: String = word.chars().take(width.saturating_sub(indent)).collect();
+                let used = indent + word.chars().count();
+                lines.push((vec![Span::raw(" ".repeat(indent)), Span::styled(word, style)], used));
+            }
+            _ => {
+                cut = true;
+                break;
+            }
         }
     }
-    if lines.is_empty() {
-        lines.push(Line::from(head));
+    if cut && let Some((spans, _)) = lines.last_mut() {
+        spans.push(Span::styled("…", theme::LABEL));
     }
-    lines
+    lines.into_iter().map(|(spans, _)| Line::from(spans)).collect()
 }

@@ -293,23 +293,34 @@ fn every_caption_of_every_shipped_lesson_is_whole_at_80x24() {
         let path = entry.expect("entry").path();
         let scenario = crate::scenario::load(&path).expect("a shipped lesson loads").scaled(1.0);
         for (i, caption) in scenario.steps.iter().filter_map(|s| s.caption.as_deref()).enumerate() {
-            let (mut app, now) = demo();
-            app.lesson = Some(crate::app::Lesson {
-                title: scenario.title.clone(),
-                caption: Some(caption.to_string()),
-                paused: true,
-                waiting: false,
-                step: (i + 1, 9),
-            });
-            let screen = text(draw(&app, now, 80, 24).backend().buffer());
-            let flat = screen.split_whitespace().collect::<Vec<_>>().join(" ");
-            let want = caption.split_whitespace().collect::<Vec<_>>().join(" ");
-            assert!(flat.contains(&want), "{}: caption cut at 80x24:\n{caption}\n{screen}", path.display());
-            assert!(flat.contains("PAUSED"), "{screen}");
-            checked += 1;
+            // Playing, waiting for the queue to settle, and paused: the head grows, and still
+            // the title, the step and the whole caption are on screen.
+            for (paused, waiting, badge) in
+                [(false, false, "▶"), (false, true, "settle"), (true, false, "PAUSED")]
+            {
+                let (mut app, now) = demo();
+                app.lesson = Some(crate::app::Lesson {
+                    title: scenario.title.clone(),
+                    caption: Some(caption.to_string()),
+                    paused,
+                    waiting,
+                    step: (i + 1, 9),
+                });
+                let screen = text(draw(&app, now, 80, 24).backend().buffer());
+                let flat = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+                let want = caption.split_whitespace().collect::<Vec<_>>().join(" ");
+                let head = format!("{} · step {}/9", scenario.title, i + 1);
+                assert!(
+                    flat.contains(&want),
+                    "{}: caption cut at 80x24:\n{caption}\n{screen}",
+                    path.display()
+                );
+                assert!(flat.contains(&head) && flat.contains(badge), "{head} {badge}:\n{screen}");
+                checked += 1;
+            }
         }
     }
-    assert!(checked >= 10, "only {checked} captions");
+    assert!(checked >= 30, "only {checked} captions");
 }
 
 #[test]
