@@ -23,7 +23,7 @@ use crate::workload::{EVENT_CAPACITY, Engine};
 use crate::{keymap, play, ui};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::KeyEventKind;
+use ratatui::crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
 
 /// At most this many frames a second; nothing is drawn when nothing changed.
 const FRAME: Duration = Duration::from_millis(33);
@@ -147,6 +147,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                         app.dirty = true;
                     }
                     let size = terminal.size().unwrap_or_default();
+                    let unknown_key = unknown_key(&ev);
                     if let Some(action) = action_for(&app, ev, size.into()) {
                         let now = Instant::now();
                         match (action, &mut player) {
@@ -164,6 +165,15 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                         if let Some(p) = &mut player {
                             p.set_paused(app.paused(), now);
                         }
+                    } else if let Some(label) = unknown_key {
+                        // A key that means nothing says so, rather than nothing at all; with the
+                        // help open, any key closes it, as promised there.
+                        if app.show_help {
+                            app.show_help = false;
+                        } else {
+                            app.note(format!("{label} does nothing here: ? lists the keys"), Instant::now());
+                        }
+                        app.dirty = true;
                     } else {
                         app.dirty = true; // resize and the like: redraw
                     }
@@ -236,6 +246,14 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     leave_clean();
     ratatui::restore();
     term_error.map_or(Ok(exit), Err)
+}
+
+/// The label of a plain key press (a letter, a digit, F1...) that may turn out to mean nothing.
+fn unknown_key(ev: &TermEvent) -> Option<String> {
+    let TermEvent::Key(key) = ev else { return None };
+    let chord = key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let plain = matches!(key.code, KeyCode::Char(_) | KeyCode::F(_));
+    (key.kind == KeyEventKind::Press && plain && !chord).then(|| record::key_label(key))
 }
 
 fn action_for(app: &App, ev: TermEvent, area: ratatui::layout::Rect) -> Option<Action> {
