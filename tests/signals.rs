@@ -274,3 +274,66 @@ async fn sigterm_and_sighup_to_headless_json_say_interrupted() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_to_a_headless_lesson_prints_its_report() {
+    let broker = warren::broker::start(warren::broker::BrokerConfig::local()).await.expect("broker");
+    let url = broker.url("guest", "guest");
+    let dir = std::env::temp_dir().join(format!("warren-signals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let lesson = dir.join("slow.toml");
+    let queue = common::unique_queue("signals-play");
+    std::fs::write(
+        &lesson,
+        format!(
+            "title = \"slow\"\nqueue = \"{queue}\"\nconsumers = [\"30s\", \"30s\"]\nmode = \"fair\"\n\
+             prefetch = 1\n\n[[step]]\nat = \"0s\"\npublish = 10\ncaption = \"ten slow tasks\"\n"
+        ),
+    )
+    .expect("write lesson");
+    let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["play", lesson.to_str().expect("utf-8 path"), "--url", &url, "--headless"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warren starts");
+    wait_for_queue(&url, &queue, 2, 8).await;
+    // SAFETY: kill with our own child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = tokio::time::timeout(EXIT, tokio::task::spawn_blocking(move || child.wait_with_output()))
+        .await
+        .expect("warren exits after the signal")
+        .expect("waiter")
+        .expect("output");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.starts_with("scenario: slow\n"), "{stdout}");
+    assert!(stdout.contains("interrupted by SIGINT: 10 tasks still in flight"), "{stdout}");
+    assert_eq!(stderr.trim(), "warren: stopped by SIGINT with 1 of 1 steps done: 10 tasks still in flight");
+    let _ = std::fs::remove_dir_all(&dir);
+    broker.stop().await;
+}
+
+#[test]
+fn sighup_and_sigquit_stop_warren_broker_cleanly() {
+    use std::io::BufRead;
+    for sig in [libc::SIGHUP, libc::SIGQUIT] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["broker", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warren broker starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().expect("a line").expect("utf-8");
+        assert!(first.starts_with("warren broker listening on 127.0.0.1:"), "{first}");
+        // SAFETY: kill with our own child's pid and a valid signal number.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let last = lines.next().expect("a line after the signal").expect("utf-8");
+        assert_eq!(last, "warren broker stopped", "after signal {sig}");
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "warren broker exited with {status} after signal {sig}");
+    }
+}
