@@ -108,11 +108,6 @@ impl Default for Signals {
     }
 }
 
-/// Resolves on SIGINT, SIGTERM, SIGHUP or SIGQUIT, with which one.
-pub async fn ending() -> Signal {
-    Signals::new().recv().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

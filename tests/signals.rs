@@ -337,3 +337,41 @@ fn sighup_and_sigquit_stop_warren_broker_cleanly() {
         assert!(status.success(), "warren broker exited with {status} after signal {sig}");
     }
 }
+
+/// The terminal comes back before the connections close, and a second signal does not wait for
+/// them: with the broker frozen (SIGSTOP), closing would take the 5 s shutdown bound.
+#[test]
+fn the_terminal_is_restored_before_closing_and_a_second_signal_ends_at_once() {
+    use std::io::BufRead;
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["broker", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("warren broker starts");
+    let mut lines = std::io::BufReader::new(broker.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let addr = first.split_whitespace().nth(4).expect("listening on ADDR").to_string();
+    let url = format!("amqp://guest:guest@{addr}/%2f");
+    let mut pty = InPty::spawn(&["--url", &url, "--transient", "--queue", "warren.test.signals.frozen"]);
+    pty.read_until("first frame", |t| t.contains(ALT_ON) && t.contains("quit"));
+    let freeze = |sig| {
+        // SAFETY: kill with our own child's pid and a valid signal number.
+        assert_eq!(unsafe { libc::kill(broker.id() as libc::pid_t, sig) }, 0);
+    };
+    freeze(libc::SIGSTOP);
+    pty.signal(libc::SIGINT);
+    pty.read_until("leaving the alternate screen", |t| switched_off(t, ALT_ON, ALT_OFF));
+    assert!(canonical_with_echo(&pty.termios()), "tty modes restored before the connections close");
+    assert!(pty.child.try_wait().expect("try_wait").is_none(), "still closing its connections");
+    let second = Instant::now();
+    pty.signal(libc::SIGINT);
+    let (status, _, _) = pty.wait();
+    let took = second.elapsed();
+    freeze(libc::SIGCONT);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(took < Duration::from_secs(3), "the second signal took {took:?} to end warren");
+}
