@@ -431,7 +431,7 @@ pub async fn report_interrupted(
 }
 
 /// `warren --headless`: returns the exit code: 0 when every task was processed, 1 on an error
-/// or when tasks were lost, 2 on timeout.
+/// or when tasks were lost, 2 on timeout, 128 + n on signal n (summary printed first).
 pub async fn run(cfg: Config) -> u8 {
     let h = cfg.headless.clone().expect("headless config");
     let started = Instant::now();
