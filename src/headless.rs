@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::app::{Action, App, AppOptions, Batch, ConsumerStatus, Event, LossReason, Mode, Msg};
 use crate::cli::Config;
 use crate::endpoint::Endpoint;
+use crate::signal::{Signal, Signals};
 use crate::units;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
@@ -162,8 +163,28 @@ pub struct Summary {
     pub makespan_ms: Option<u64>,
     /// The run gave up at `--timeout`: what follows is what it saw until then.
     pub timed_out: bool,
+    /// A signal ended the run early: which, and how much was unsettled. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
     pub consumers: Vec<ConsumerSummary>,
     pub batches: Vec<BatchSummary>,
+}
+
+/// `{"signal":"SIGINT","in_flight":8}`
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    pub signal: String,
+    /// Published but neither processed nor lost yet: in the queue or in a consumer's hands.
+    pub in_flight: u64,
+}
+
+impl Interrupted {
+    pub fn new(signal: Signal, s: &Summary) -> Self {
+        Interrupted {
+            signal: signal.to_string(),
+            in_flight: s.published.saturating_sub(s.processed + s.lost),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -294,6 +315,7 @@ impl Summary {
             redelivered: t.redelivered,
             makespan_ms: makespan(&app.batches).map(units::ms),
             timed_out,
+            interrupted: None,
             consumers: app
                 .consumers
                 .iter()
@@ -324,6 +346,7 @@ impl Summary {
         let _ = writeln!(out, "{broker} · {mode}");
         let makespan = match (self.makespan_ms, self.timed_out) {
             (Some(ms), _) => units::millis(ms),
+            (None, _) if self.interrupted.is_some() => "unfinished (interrupted)".to_string(),
             (None, true) => "unfinished (timed out)".to_string(),
             (None, false) => "unfinished".to_string(),
         };
@@ -334,6 +357,13 @@ impl Summary {
         );
         for (reason, n) in &self.lost_reasons {
             let _ = writeln!(out, "  lost {n}: {reason}");
+        }
+        if let Some(i) = &self.interrupted {
+            let _ = writeln!(
+                out,
+                "interrupted by {}: {} tasks still in flight (published, not yet processed)",
+                i.signal, i.in_flight
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<8} {:>8} {:>9} {:>6}  tasks", "consumer", "delay", "processed", "share");
@@ -367,29 +397,71 @@ impl Summary {
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_TIMEOUT: u8 = 2;
+// A signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) exits with 128 + its number: see Signal::exit_code.
+
+/// A signal arrived while connecting: nothing ran, so there is no summary, only its exit code.
+pub fn interrupted_early(s: Signal) -> u8 {
+    eprintln!("warren: stopped by {s} while connecting: nothing was published");
+    s.exit_code()
+}
+
+/// Print the summary of a run a signal cut short, then close its connections (a second signal
+/// ends at once: the summary is out already). Returns the signal's exit code.
+pub async fn report_interrupted(
+    driver: Driver,
+    mut summary: Summary,
+    json_out: bool,
+    s: Signal,
+    signals: Signals,
+) -> u8 {
+    let interrupted = Interrupted::new(s, &summary);
+    eprintln!(
+        "warren: stopped by {s}: {} of {} published tasks processed, {} lost, {} still in flight",
+        summary.processed, summary.published, summary.lost, interrupted.in_flight
+    );
+    summary.interrupted = Some(interrupted);
+    if json_out {
+        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+    } else {
+        print!("{}", summary.table());
+    }
+    signals.exit_on_next(s);
+    driver.shutdown().await;
+    s.exit_code()
+}
 
 /// `warren --headless`: returns the exit code: 0 when every task was processed, 1 on an error
-/// or when tasks were lost, 2 on timeout.
+/// or when tasks were lost, 2 on timeout, 128 + n on signal n (summary printed first).
 pub async fn run(cfg: Config) -> u8 {
     let h = cfg.headless.clone().expect("headless config");
     let started = Instant::now();
-    let Some(mut driver) = Driver::start_or_report(&cfg, true).await else { return EXIT_ERROR };
+    let mut signals = Signals::new();
+    let start = tokio::select! {
+        d = Driver::start_or_report(&cfg, true) => d,
+        s = signals.recv() => return interrupted_early(s),
+    };
+    let Some(mut driver) = start else { return EXIT_ERROR };
     if driver.notes.purged > 0 {
         eprintln!("warren: purged {} leftover messages from '{}'", driver.notes.purged, cfg.queue);
     }
     driver.publish(h.publish);
     let want = u64::from(h.publish);
     let remaining = h.timeout.saturating_sub(started.elapsed());
-    let finished = driver
-        .wait_until(remaining, |app| {
-            let t = app.ledger.totals();
-            // Everything published and settled, and every publish answered: confirmed, refused,
-            // or its confirm lost with a connection.
-            let failed = app.ledger.lost_by_reason().get(&LossReason::PublishFailed).copied().unwrap_or(0);
-            let answered = app.producer.confirmed + app.producer.unconfirmed + failed;
-            t.published == want && app.settled() && answered >= want
-        })
-        .await;
+    let done = driver.wait_until(remaining, |app| {
+        let t = app.ledger.totals();
+        // Everything published and settled, and every publish answered: confirmed, refused,
+        // or its confirm lost with a connection.
+        let failed = app.ledger.lost_by_reason().get(&LossReason::PublishFailed).copied().unwrap_or(0);
+        let answered = app.producer.confirmed + app.producer.unconfirmed + failed;
+        t.published == want && app.settled() && answered >= want
+    });
+    let finished = tokio::select! {
+        finished = done => finished,
+        s = signals.recv() => {
+            let summary = Summary::of(&driver.app, false);
+            return report_interrupted(driver, summary, h.json, s, signals).await;
+        }
+    };
     let summary = Summary::of(&driver.app, !finished);
     driver.shutdown().await;
     if h.json {

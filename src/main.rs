@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 match tui::run(cfg.clone(), Some(scenario.clone()), &output).await {
                     Ok(tui::Exit::Restart) => continue,
                     Ok(tui::Exit::Quit) => return headless::EXIT_OK,
+                    Ok(tui::Exit::Signal(s)) => return s.exit_code(),
                     Err(e) => {
                         eprintln!("warren: {e}");
                         return headless::EXIT_ERROR;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
                 }
             };
             match tui::run(cfg, None, &output).await {
+                Ok(tui::Exit::Signal(s)) => s.exit_code(),
                 Ok(_) => headless::EXIT_OK,
                 Err(e) => {
                     eprintln!("warren: {e}");

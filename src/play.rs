@@ -9,8 +9,11 @@ use serde::Serialize;
 use crate::app::player::{Played, Player};
 use crate::app::{App, Dispatch, Lesson};
 use crate::cli::{Config, PlayArgs, target};
-use crate::headless::{Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Share, Summary, Theory};
+use crate::headless::{
+    Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Interrupted, Share, Summary, Theory, interrupted_early,
+};
 use crate::scenario::{self, Scenario};
+use crate::signal::{Signal, Signals};
 use crate::units;
 
 /// The checked scenario (already scaled by --speed) and the config to run it with.
@@ -79,8 +82,14 @@ struct PlayReport {
 pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
     let h = cfg.headless.clone().expect("headless play");
     let started = Instant::now();
-    let Some(mut driver) = Driver::start_or_report(&cfg, true).await else { return EXIT_ERROR };
+    let mut signals = Signals::new();
+    let start = tokio::select! {
+        d = Driver::start_or_report(&cfg, true) => d,
+        s = signals.recv() => return interrupted_early(s),
+    };
+    let Some(mut driver) = start else { return EXIT_ERROR };
     let mut player = Player::new(&scenario, Instant::now());
+    let mut ended = None;
     let finished = loop {
         for cmd in player.tick(&mut driver.app, Instant::now(), true) {
             driver.send(cmd);
@@ -92,13 +101,22 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
             break false;
         }
         // Apply events as they come, and look at the timeline again soon.
-        driver.wait_until(Duration::from_millis(10), |_| false).await;
+        tokio::select! {
+            _ = driver.wait_until(Duration::from_millis(10), |_| false) => {}
+            s = signals.recv() => {
+                ended = Some(s);
+                break false;
+            }
+        }
     };
     let report = PlayReport {
         scenario: scenario.title.clone(),
         summary: summary_with_theory(&driver.app, !finished),
         steps: player.log.clone(),
     };
+    if let Some(s) = ended {
+        return report_interrupted_play(driver, report, h.json, s, signals, player.progress()).await;
+    }
     driver.shutdown().await;
     if h.json {
         println!("{}", serde_json::to_string(&report).expect("report serialises"));
@@ -124,6 +142,32 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
         );
         EXIT_TIMEOUT
     }
+}
+
+/// The report of a lesson a signal cut short, printed before the connections close (a second
+/// signal ends at once); returns the signal's exit code.
+async fn report_interrupted_play(
+    driver: Driver,
+    mut report: PlayReport,
+    json_out: bool,
+    s: Signal,
+    signals: Signals,
+    (done, all): (usize, usize),
+) -> u8 {
+    let interrupted = Interrupted::new(s, &report.summary);
+    eprintln!(
+        "warren: stopped by {s} with {done} of {all} steps done: {} tasks still in flight",
+        interrupted.in_flight
+    );
+    report.summary.interrupted = Some(interrupted);
+    if json_out {
+        println!("{}", serde_json::to_string(&report).expect("report serialises"));
+    } else {
+        print!("{}", table(&report));
+    }
+    signals.exit_on_next(s);
+    driver.shutdown().await;
+    s.exit_code()
 }
 
 fn table(r: &PlayReport) -> String {

@@ -1,4 +1,5 @@
-//! `warren broker`: the embedded broker on its own, for other programs, until Ctrl-C/SIGTERM.
+//! `warren broker`: the embedded broker on its own, for other programs, until Ctrl-C, SIGTERM,
+//! SIGHUP or SIGQUIT (each a clean stop, exit 0).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -51,6 +52,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
             Err(e) => return Err(format!("cannot listen on {}: {e}", cfg.listen)),
         }
     };
+    // Listen before saying we listen: a supervisor may signal as soon as it reads the line.
+    let mut signals = crate::signal::Signals::new();
     let (user, password) = &cfg.users[0];
     let shown = if user == "guest" { password.as_str() } else { "***" };
     if !explicit && running.addr.port() != DEFAULT_PORT {
@@ -64,10 +67,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
         running.addr, running.addr
     );
     let stop = running.stopper();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = crate::signal::terminated() => {}
-    }
+    let first = signals.recv().await;
+    signals.exit_on_next(first);
     stop.cancel();
     running.wait().await;
     println!("warren broker stopped");

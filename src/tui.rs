@@ -19,6 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::headless::{app_options, workload_config};
 use crate::record::{self, KeyOverlay, Recorder};
 use crate::scenario::Scenario;
+use crate::signal::{Signal, Signals};
 use crate::workload::{EVENT_CAPACITY, Engine};
 use crate::{keymap, play, ui};
 use ratatui::Terminal;
@@ -68,6 +69,8 @@ pub enum Exit {
     Quit,
     /// The presenter asked to play the scenario again from the start.
     Restart,
+    /// A signal ended it (the terminal was restored first); exit with its code.
+    Signal(Signal),
 }
 
 /// The live TUI; with a scenario, its timeline plays and its captions show.
@@ -78,15 +81,24 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                     or use --headless --publish N for scripts and CI"
             .into());
     }
+    // Taken over before connecting: a signal while connecting ends the run at once (nothing
+    // to restore yet), and one later is seen by the loop below.
+    let mut signals = Signals::new();
     // Connect before touching the terminal, so a failure prints as one plain line.
-    let endpoint = Endpoint::resolve(&cfg.target).await?;
     let (tx, mut events) = mpsc::channel(EVENT_CAPACITY);
-    let (engine, info, notes) = match Engine::start(workload_config(&cfg, &endpoint), tx).await {
-        Ok(started) => started,
-        Err(e) => {
-            endpoint.stop().await;
-            return Err(e);
+    let connect = async {
+        let endpoint = Endpoint::resolve(&cfg.target).await?;
+        match Engine::start(workload_config(&cfg, &endpoint), tx).await {
+            Ok(started) => Ok((endpoint, started)),
+            Err(e) => {
+                endpoint.stop().await;
+                Err(e)
+            }
         }
+    };
+    let (endpoint, (engine, info, notes)) = tokio::select! {
+        connected = connect => connected?,
+        s = signals.recv() => return Ok(Exit::Signal(s)),
     };
     let now = Instant::now();
     let mut app = App::new(app_options(&cfg, false), now);
@@ -127,8 +139,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = Vec::with_capacity(1024);
     let mut term_error = None;
-    let sigterm = crate::signal::terminated();
-    tokio::pin!(sigterm);
+    let mut ended = None;
 
     while !app.quitting {
         tokio::select! {
@@ -234,8 +245,23 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                     app.dirty = false;
                 }
             }
-            () = &mut sigterm => break,
+            s = signals.recv() => {
+                ended = Some(s);
+                break;
+            }
         }
+    }
+    if let Some(s) = ended {
+        // The terminal first: closing connections to a stalled broker can take seconds, and
+        // the user (or the closing window) asked to stop now. A second signal ends at once.
+        drop(terminal);
+        leave_clean();
+        ratatui::restore();
+        signals.exit_on_next(s);
+        drop(events);
+        engine.shutdown().await;
+        endpoint.stop().await;
+        return Ok(Exit::Signal(s));
     }
     // Consumers close their channels while the screen still shows them, then restore.
     drop(events);
