@@ -39,7 +39,9 @@ use toml::Spanned;
 use crate::app::Mode;
 
 mod captions;
+mod limits;
 use crate::units;
+use limits::{Stranding, read_bounded};
 
 /// A checked scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,8 +162,7 @@ const MAX_CONSUMERS: usize = crate::cli::MAX_CONSUMERS;
 
 /// Read and check a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    let text = read_bounded(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text).map_err(|(line, what)| match line {
         Some(line) => format!("{}:{line}: {what}", path.display()),
         None => format!("{}: {what}", path.display()),
@@ -195,12 +196,15 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
     // Which consumers are alive at each step: removed and killed ones keep their number.
     let mut live = vec![true; delays.len()];
     let mut last_at = Duration::ZERO;
+    let mut stranding = Stranding::default();
     for (n, spanned) in raw.step.iter().enumerate() {
         let line = line_of(spanned.span().start).unwrap_or(0);
         let step = check_step(spanned.get_ref(), n + 1, &mut live, &mut last_at)
             .map_err(|what| (Some(line), what))?;
+        stranding.step(&step, n + 1, line, live.iter().any(|alive| *alive))?;
         steps.push(Step { line, ..step });
     }
+    stranding.end()?;
     if let Some(q) = &raw.queue
         && (q.is_empty() || q.len() > 255 || q.starts_with("amq."))
     {
@@ -365,6 +369,7 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use limits::MAX_FILE;
 
     const GOOD: &str = r#"
 title = "t"
@@ -437,12 +442,59 @@ kill = 2
                 5,
                 "every consumer",
             ),
+            (
+                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\npublish = 3\n[[step]]\nremove = 1\n",
+                5,
+                "step 2 removes the last consumer while tasks may still be waiting",
+            ),
+            (
+                "title = \"t\"\nconsumers = [\"1s\", \"2s\"]\nmode = \"fair\"\n[[step]]\npublish = 3\n\
+                 [[step]]\nkill = 2\n[[step]]\nkill = 1\n[[step]]\nafter = \"settled\"\nadd = \"1s\"\n",
+                8,
+                "step 3 kills the last consumer",
+            ),
         ];
         for (text, line, want) in cases {
             let (got_line, what) = parse(text).expect_err(text);
             assert_eq!(got_line, Some(*line), "{text}: {what}");
             assert!(what.contains(want), "{text}: {what}");
         }
+    }
+
+    #[test]
+    fn the_last_consumer_may_go_once_the_work_is_settled_or_someone_takes_over() {
+        let ok = [
+            // The wait comes first: nothing is left to strand.
+            "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\npublish = 3\n[[step]]\nafter = \"settled\"\nremove = 1\n",
+            // A consumer added later takes the queued tasks.
+            "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\npublish = 3\n[[step]]\nkill = 1\n[[step]]\nadd = \"1s\"\n[[step]]\nafter = \"settled\"\ncaption = \"x\"\n",
+            // Nothing was published: nothing waits.
+            "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nremove = 1\n",
+        ];
+        for text in ok {
+            parse(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        }
+    }
+
+    #[test]
+    fn oversized_and_endless_files_are_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("warren-scn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.toml");
+        // Sparse: the size alone must refuse it, whatever is (not) in it.
+        std::fs::File::create(&big).unwrap().set_len(MAX_FILE + 1).unwrap();
+        let err = load(&big).unwrap_err();
+        assert!(
+            err.ends_with("big.toml: larger than 1024 KiB: not a lesson (is it the right file?)"),
+            "{err}"
+        );
+        let started = std::time::Instant::now();
+        let err = load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err, "/dev/zero: larger than 1024 KiB: not a lesson (is it the right file?)");
+        assert!(started.elapsed() < Duration::from_secs(5), "read at most 1 MiB of /dev/zero");
+        let err = load(&dir).unwrap_err();
+        assert!(err.ends_with("is a directory, not a scenario file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
