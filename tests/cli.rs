@@ -49,10 +49,15 @@ fn nonsense_flags_are_refused_with_a_hint() {
 }
 
 #[test]
-fn clap_usage_errors_exit_1_and_help_exits_0() {
-    let out = warren(&["--mode", "sideways"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: rr, fair"));
+fn clap_usage_errors_exit_1_in_one_line_and_help_exits_0() {
+    fails_with(&warren(&["--mode", "sideways"]), "[possible values: rr, fair]; see `warren --help`");
+    fails_with(&warren(&["--consumers", "-1"]), "'--consumers <CONSUMERS>': not a whole number");
+    fails_with(&warren(&["--prefetch", "70000"]), "70000 is not in 0..=65535; see `warren --help`");
+    fails_with(
+        &warren(&["--no-such-flag"]),
+        "unexpected argument '--no-such-flag' found; see `warren --help`",
+    );
+    fails_with(&warren(&["play"]), "<FILE>; see `warren play --help`");
     let help = warren(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--headless"));
