@@ -90,6 +90,57 @@ fn something_that_is_not_amqp_is_named() {
 }
 
 #[test]
+fn a_port_that_accepts_and_stays_silent_is_not_called_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Hold the connection open without a word until warren has given up and gone.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let out = warren(&["--url", &url, "--headless", "--publish", "1"]);
+    fails_with(
+        &out,
+        &format!(
+            "127.0.0.1:{port} accepted the connection but sent no AMQP greeting within 5s: is it an \
+             AMQP 0-9-1 broker?"
+        ),
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("firewall"));
+    server.join().unwrap();
+}
+
+#[test]
+fn a_port_that_hangs_up_at_once_is_something_else_than_amqp() {
+    // An MQTT broker resets a connection that opens with an AMQP header; a web server may just
+    // close it. Closing with the header unread makes the kernel send a reset.
+    for reset in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut first = [0u8; 1];
+            if reset {
+                let _ = s.peek(&mut first);
+            } else {
+                let _ = s.read_exact(&mut [0u8; 8]);
+            }
+        });
+        let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+        fails_with(
+            &warren(&["--url", &url, "--headless", "--publish", "1"]),
+            &format!(
+                "127.0.0.1:{port} closed the connection at once: something else than AMQP 0-9-1 \
+                 listens there (MQTT? HTTP?)"
+            ),
+        );
+        server.join().unwrap();
+    }
+}
+
+#[test]
 fn the_tui_without_a_terminal_points_to_headless() {
     fails_with(&warren(&["--url", "amqp://127.0.0.1:1/%2f"]), "use --headless");
 }
