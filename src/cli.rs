@@ -240,6 +240,11 @@ pub struct Headless {
 
 /// The most consumers one warren drives; more would not be visible or meaningful.
 pub const MAX_CONSUMERS: usize = 64;
+/// The most tasks one headless run publishes. Every task published and not yet done costs
+/// memory in this process (`cargo bench --bench queued`: about 40 bytes in the ledger, about
+/// 600 with the embedded broker's queue in the same process), so this bounds a run that
+/// publishes faster than its consumers work to about 570 MiB.
+pub const MAX_PUBLISH: u32 = 1_000_000;
 const MAX_DELAY: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -267,6 +272,18 @@ impl Cli {
             let publish = self
                 .publish
                 .ok_or("--headless needs --publish N: how many tasks to publish before the summary")?;
+            if publish == 0 {
+                return Err(format!(
+                    "--publish 0 publishes nothing: give 1 to {MAX_PUBLISH} tasks (the summary is of \
+                     what they became)"
+                ));
+            }
+            if publish > MAX_PUBLISH {
+                return Err(format!(
+                    "--publish {publish} is more than the limit of {MAX_PUBLISH} tasks (each waiting \
+                     task holds memory here): give 1 to {MAX_PUBLISH}, or run several times"
+                ));
+            }
             self.output.headless(publish)?
         } else {
             None
@@ -414,6 +431,12 @@ mod tests {
             (&["--url", "amqp://guest:s3cret@"], "host"),
             (&["--queue", "amq.foo"], "reserved"),
             (&["--headless"], "needs --publish"),
+            (&["--headless", "--publish", "0"], "--publish 0 publishes nothing: give 1 to 1000000 tasks"),
+            (
+                &["--headless", "--publish", "1000001"],
+                "--publish 1000001 is more than the limit of 1000000 tasks",
+            ),
+            (&["--headless", "--publish", "4000000000"], "limit of 1000000"),
             (&["--headless", "--publish", "3", "--timeout", "soon"], "not a duration"),
             (&["--headless", "--publish", "3", "--timeout", "5000000y"], "at most 7d"),
             (&["--json"], "--headless"),

@@ -46,6 +46,8 @@ fn nonsense_flags_are_refused_with_a_hint() {
     fails_with(&warren(&["--url", "amqp://guest:pw@:5672"]), "expected amqp://user:password@host");
     fails_with(&warren(&["--url", "mqtt://x"]), "expected amqp://");
     fails_with(&warren(&["--headless"]), "needs --publish");
+    fails_with(&warren(&["--headless", "--publish", "0"]), "--publish 0 publishes nothing");
+    fails_with(&warren(&["--headless", "--publish", "3000000000"]), "more than the limit of 1000000 tasks");
 }
 
 #[test]
