@@ -454,7 +454,7 @@ mod tests {
         let one = |args: &[&str]| {
             let mut argv = vec!["warren"];
             argv.extend_from_slice(args);
-            usage_error(&Cli::try_parse_from(argv).expect_err("a usage error"))
+            usage_error(&Cli::try_parse_from(&argv).expect_err("a usage error"), argv.get(1).copied())
         };
         let cases: &[(&[&str], &str)] = &[
             (

@@ -16,7 +16,8 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            eprintln!("warren: {}", warren::cli::usage_error(&e));
+            let first = std::env::args().nth(1);
+            eprintln!("warren: {}", warren::cli::usage_error(&e, first.as_deref()));
             return ExitCode::from(headless::EXIT_ERROR);
         }
     };

@@ -2,11 +2,15 @@
 //! (possible values, a similar flag) kept, the usage block dropped, and `--help` named.
 
 /// One line for a clap error that goes to stderr, e.g. "invalid value 'xyz' for '--mode <MODE>'
-/// [possible values: rr, fair]; see `warren --help`".
-pub fn one_line(e: &clap::Error) -> String {
+/// [possible values: rr, fair]; see `warren --help`". `first_arg` is the first command-line
+/// argument: a subcommand is always first, and names the `--help` to read.
+pub fn one_line(e: &clap::Error, first_arg: Option<&str>) -> String {
     let text = e.render().to_string();
     let mut parts: Vec<String> = Vec::new();
-    let mut command = "warren".to_string();
+    let mut command = match first_arg {
+        Some(sub @ ("play" | "broker")) => format!("warren {sub}"),
+        _ => "warren".to_string(),
+    };
     for line in text.lines() {
         let line = line.trim();
         if let Some(usage) = line.strip_prefix("Usage:") {
@@ -28,7 +32,8 @@ pub fn one_line(e: &clap::Error) -> String {
         let line = line
             .replace("invalid digit found in string", "not a whole number")
             .replace("number too large to fit in target type", "too large")
-            .replace("cannot parse integer from empty string", "empty");
+            .replace("cannot parse integer from empty string", "empty")
+            .replace("invalid float literal", "not a number");
         parts.push(line);
     }
     // A heading ending in ':' runs on into the items it lists, as does "[possible values: ..]".
