@@ -8,11 +8,22 @@ use lapin::uri::AMQPUri;
 use crate::app::{Dispatch, Mode};
 use crate::ui::Theme;
 
+mod usage;
+pub use usage::one_line as usage_error;
+
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// warren: watch a RabbitMQ work queue dispatch tasks to consumers, live.
 #[derive(Debug, Parser)]
-#[command(name = "warren", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "warren",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    // `--consumers -1` is a wrong number, not an unknown flag `-1`.
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -65,6 +76,7 @@ pub enum Command {
     /// Run the embedded AMQP 0-9-1 broker on its own, for other programs, until Ctrl-C.
     Broker(BrokerArgs),
     /// Play a scenario (a lesson): its consumers, its timeline of steps, its captions.
+    #[command(allow_negative_numbers = true)]
     Play(PlayArgs),
 }
 
@@ -228,6 +240,11 @@ pub struct Headless {
 
 /// The most consumers one warren drives; more would not be visible or meaningful.
 pub const MAX_CONSUMERS: usize = 64;
+/// The most tasks one headless run publishes. Every task published and not yet done costs
+/// memory in this process (`cargo bench --bench queued`: about 40 bytes in the ledger, about
+/// 600 with the embedded broker's queue in the same process), so this bounds a run that
+/// publishes faster than its consumers work to about 570 MiB.
+pub const MAX_PUBLISH: u32 = 1_000_000;
 const MAX_DELAY: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -255,6 +272,18 @@ impl Cli {
             let publish = self
                 .publish
                 .ok_or("--headless needs --publish N: how many tasks to publish before the summary")?;
+            if publish == 0 {
+                return Err(format!(
+                    "--publish 0 publishes nothing: give 1 to {MAX_PUBLISH} tasks (the summary is of \
+                     what they became)"
+                ));
+            }
+            if publish > MAX_PUBLISH {
+                return Err(format!(
+                    "--publish {publish} is more than the limit of {MAX_PUBLISH} tasks (each waiting \
+                     task holds memory here): give 1 to {MAX_PUBLISH}, or run several times"
+                ));
+            }
             self.output.headless(publish)?
         } else {
             None
@@ -402,15 +431,61 @@ mod tests {
             (&["--url", "amqp://guest:s3cret@"], "host"),
             (&["--queue", "amq.foo"], "reserved"),
             (&["--headless"], "needs --publish"),
+            (&["--headless", "--publish", "0"], "--publish 0 publishes nothing: give 1 to 1000000 tasks"),
+            (
+                &["--headless", "--publish", "1000001"],
+                "--publish 1000001 is more than the limit of 1000000 tasks",
+            ),
+            (&["--headless", "--publish", "4000000000"], "limit of 1000000"),
             (&["--headless", "--publish", "3", "--timeout", "soon"], "not a duration"),
             (&["--headless", "--publish", "3", "--timeout", "5000000y"], "at most 7d"),
             (&["--json"], "--headless"),
             (&["--mode", "random"], "possible values"),
-            (&["--prefetch", "-1"], "unexpected argument"),
+            (&["--prefetch", "-1"], "invalid value '-1'"),
         ];
         for (args, want) in cases {
             let err = cli(args).expect_err(&format!("{args:?} should fail"));
             assert!(err.contains(want), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_in_clap_words_naming_help() {
+        let one = |args: &[&str]| {
+            let mut argv = vec!["warren"];
+            argv.extend_from_slice(args);
+            usage_error(&Cli::try_parse_from(&argv).expect_err("a usage error"), argv.get(1).copied())
+        };
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--consumers", "-1"],
+                "invalid value '-1' for '--consumers <CONSUMERS>': not a whole number; see `warren --help`",
+            ),
+            (
+                &["--prefetch", "70000"],
+                "invalid value '70000' for '--prefetch <PREFETCH>': 70000 is not in 0..=65535; see `warren --help`",
+            ),
+            (
+                &["--mode", "xyz"],
+                "invalid value 'xyz' for '--mode <MODE>' [possible values: rr, fair]; see `warren --help`",
+            ),
+            (&["--bogus"], "unexpected argument '--bogus' found; see `warren --help`"),
+            (
+                &["--mod", "fair"],
+                "unexpected argument '--mod' found; tip: a similar argument exists: '--mode'; see `warren --help`",
+            ),
+            (
+                &["play"],
+                "the following required arguments were not provided: <FILE>; see `warren play --help`",
+            ),
+            (&["play", "x.toml", "--bogus"], "unexpected argument '--bogus' found; see `warren play --help`"),
+            (
+                &["broker", "--user", "u"],
+                "the following required arguments were not provided: --password <PASSWORD>; see `warren broker --help`",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(one(args), *want, "{args:?}");
         }
     }
 

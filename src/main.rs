@@ -10,9 +10,15 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version print and succeed; usage errors exit 1 (2 means timeout).
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(headless::EXIT_ERROR) } else { ExitCode::SUCCESS };
+            // --help and --version print and succeed; usage errors are one line and exit 1
+            // (2 means timeout).
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let first = std::env::args().nth(1);
+            eprintln!("warren: {}", warren::cli::usage_error(&e, first.as_deref()));
+            return ExitCode::from(headless::EXIT_ERROR);
         }
     };
     if let Some(warren::cli::Command::Play(args)) = &cli.command {

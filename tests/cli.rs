@@ -46,13 +46,20 @@ fn nonsense_flags_are_refused_with_a_hint() {
     fails_with(&warren(&["--url", "amqp://guest:pw@:5672"]), "expected amqp://user:password@host");
     fails_with(&warren(&["--url", "mqtt://x"]), "expected amqp://");
     fails_with(&warren(&["--headless"]), "needs --publish");
+    fails_with(&warren(&["--headless", "--publish", "0"]), "--publish 0 publishes nothing");
+    fails_with(&warren(&["--headless", "--publish", "3000000000"]), "more than the limit of 1000000 tasks");
 }
 
 #[test]
-fn clap_usage_errors_exit_1_and_help_exits_0() {
-    let out = warren(&["--mode", "sideways"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: rr, fair"));
+fn clap_usage_errors_exit_1_in_one_line_and_help_exits_0() {
+    fails_with(&warren(&["--mode", "sideways"]), "[possible values: rr, fair]; see `warren --help`");
+    fails_with(&warren(&["--consumers", "-1"]), "'--consumers <CONSUMERS>': not a whole number");
+    fails_with(&warren(&["--prefetch", "70000"]), "70000 is not in 0..=65535; see `warren --help`");
+    fails_with(
+        &warren(&["--no-such-flag"]),
+        "unexpected argument '--no-such-flag' found; see `warren --help`",
+    );
+    fails_with(&warren(&["play"]), "<FILE>; see `warren play --help`");
     let help = warren(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--headless"));
@@ -82,6 +89,57 @@ fn something_that_is_not_amqp_is_named() {
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     fails_with(&warren(&["--url", &url, "--headless", "--publish", "1"]), "is not an AMQP 0-9-1 broker");
     server.join().unwrap();
+}
+
+#[test]
+fn a_port_that_accepts_and_stays_silent_is_not_called_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Hold the connection open without a word until warren has given up and gone.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let out = warren(&["--url", &url, "--headless", "--publish", "1"]);
+    fails_with(
+        &out,
+        &format!(
+            "127.0.0.1:{port} accepted the connection but sent no AMQP greeting within 5s: is it an \
+             AMQP 0-9-1 broker?"
+        ),
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("firewall"));
+    server.join().unwrap();
+}
+
+#[test]
+fn a_port_that_hangs_up_at_once_is_something_else_than_amqp() {
+    // An MQTT broker resets a connection that opens with an AMQP header; a web server may just
+    // close it. Closing with the header unread makes the kernel send a reset.
+    for reset in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut first = [0u8; 1];
+            if reset {
+                let _ = s.peek(&mut first);
+            } else {
+                let _ = s.read_exact(&mut [0u8; 8]);
+            }
+        });
+        let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+        fails_with(
+            &warren(&["--url", &url, "--headless", "--publish", "1"]),
+            &format!(
+                "127.0.0.1:{port} closed the connection at once: something else than AMQP 0-9-1 \
+                 listens there (MQTT? HTTP?)"
+            ),
+        );
+        server.join().unwrap();
+    }
 }
 
 #[test]

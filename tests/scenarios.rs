@@ -160,3 +160,44 @@ fn a_broken_scenario_names_the_file_and_line() {
     assert!(stderr.contains("broken.toml:4: step 1 would kill consumer 3"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+/// `warren play FILE --headless`: exit 1 with one stderr line, at once.
+fn refused(file: &str) -> String {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["play", file, "--headless", "--broker", "embedded"])
+        .env_remove("AMQP_URL")
+        .output()
+        .expect("warren runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty(), "refused before any run");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "no wait for --timeout");
+    stderr
+}
+
+#[test]
+fn a_lesson_that_strands_its_tasks_is_refused_not_waited_for() {
+    let dir = std::env::temp_dir().join(format!("warren-strand-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("strand.toml");
+    let text = "title = \"x\"\nconsumers = [\"1s\", \"2s\"]\nmode = \"fair\"\n\n[[step]]\npublish = 20\n\n\
+                [[step]]\nat = \"1s\"\nremove = 1\n\n[[step]]\nat = \"2s\"\nkill = 2\n";
+    std::fs::write(&file, text).unwrap();
+    let stderr = refused(file.to_str().unwrap());
+    assert!(
+        stderr.contains("strand.toml:12: step 3 kills the last consumer while tasks may still be waiting"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_endless_file_is_refused_after_one_mebibyte() {
+    let stderr = refused("/dev/zero");
+    assert_eq!(
+        stderr.trim_end(),
+        "warren: /dev/zero: larger than 1024 KiB: not a lesson (is it the right file?)"
+    );
+}

@@ -39,7 +39,9 @@ use toml::Spanned;
 use crate::app::Mode;
 
 mod captions;
+mod limits;
 use crate::units;
+use limits::{Stranding, read_bounded};
 
 /// A checked scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,8 +162,7 @@ const MAX_CONSUMERS: usize = crate::cli::MAX_CONSUMERS;
 
 /// Read and check a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    let text = read_bounded(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text).map_err(|(line, what)| match line {
         Some(line) => format!("{}:{line}: {what}", path.display()),
         None => format!("{}: {what}", path.display()),
@@ -195,12 +196,27 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
     // Which consumers are alive at each step: removed and killed ones keep their number.
     let mut live = vec![true; delays.len()];
     let mut last_at = Duration::ZERO;
+    let mut stranding = Stranding::default();
+    // Waiting tasks hold memory (see `cli::MAX_PUBLISH`): a lesson gets the same bound as a run.
+    let mut total = 0u64;
     for (n, spanned) in raw.step.iter().enumerate() {
         let line = line_of(spanned.span().start).unwrap_or(0);
         let step = check_step(spanned.get_ref(), n + 1, &mut live, &mut last_at)
             .map_err(|what| (Some(line), what))?;
+        stranding.step(&step, n + 1, line, live.iter().any(|alive| *alive))?;
+        if let Some(Action::Publish { count, .. }) = &step.action {
+            total += u64::from(*count);
+            if total > u64::from(crate::cli::MAX_PUBLISH) {
+                let limit = crate::cli::MAX_PUBLISH;
+                return Err((
+                    Some(line),
+                    format!("step {}: the lesson publishes more than {limit} tasks in all", n + 1),
+                ));
+            }
+        }
         steps.push(Step { line, ..step });
     }
+    stranding.end()?;
     if let Some(q) = &raw.queue
         && (q.is_empty() || q.len() > 255 || q.starts_with("amq."))
     {
@@ -363,91 +379,4 @@ impl Scenario {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-title = "t"
-consumers = ["1s", "2s"]
-mode = "fair"
-
-[[step]]
-at = "0s"
-caption = "hello"
-
-[[step]]
-at = "1s"
-publish = 4
-weights = [3, 1]
-
-[[step]]
-at = "2s"
-kill = 2
-"#;
-
-    #[test]
-    fn a_good_scenario_parses_with_lines() {
-        let s = parse(GOOD).unwrap();
-        assert_eq!(s.mode, Mode::Fair);
-        assert_eq!(s.delays, [Duration::from_secs(1), Duration::from_secs(2)]);
-        assert_eq!(s.steps.len(), 3);
-        assert_eq!(s.steps[1].action, Some(Action::Publish { count: 4, weights: vec![3.0, 1.0] }));
-        assert_eq!(s.steps[2].action, Some(Action::Kill(1)));
-        assert_eq!((s.steps[0].line, s.steps[2].line), (6, 15));
-        assert!(!s.expect_losses, "losses are a failure unless the lesson says otherwise");
-        assert!(parse(&GOOD.replacen("mode", "expect_losses = true\nmode", 1)).unwrap().expect_losses);
-        let fast = s.scaled(10.0);
-        assert_eq!(fast.delays[0], Duration::from_millis(100));
-        assert_eq!(fast.steps[2].at, Duration::from_millis(200));
-    }
-
-    #[test]
-    fn broken_scenarios_name_the_line_and_the_problem() {
-        let cases: &[(&str, usize, &str)] = &[
-            (
-                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"soon\"\ncaption = \"x\"\n",
-                3,
-                "not a duration",
-            ),
-            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\nkill = 2\n", 3, "numbered 1 to 1"),
-            (
-                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\npublish = 1\nkill = 1\n",
-                3,
-                "2 actions",
-            ),
-            (
-                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"2s\"\ncaption = \"a\"\n[[step]]\nat = \"1s\"\ncaption = \"b\"\n",
-                6,
-                "in order",
-            ),
-            ("title = \"t\"\nconsumers = [\"1s\"]\nmode = \"fast\"\n", 3, "neither"),
-            ("title = \"t\"\nconsumers = [\"1s\"]\nexpect_losses = \"yes\"\n", 3, "expected a boolean"),
-            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"1s\"\npublsh = 3\n", 5, "unknown field"),
-            ("title = \"t\"\nconsumers = [\"1s\"\n", 2, ""),
-            ("title = \"t\"\nconsumers = []\n", 2, "1 to 64"),
-            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nat = \"0s\"\n", 3, "does nothing"),
-            ("title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nweights = [1]\n", 3, "without publish"),
-            (
-                "title = \"t\"\nconsumers = [\"1s\", \"2s\"]\n[[step]]\nkill = 1\n[[step]]\nkill = 1\n",
-                5,
-                "removed or killed before",
-            ),
-            (
-                "title = \"t\"\nconsumers = [\"1s\"]\n[[step]]\nremove = 1\n[[step]]\npublish = 3\n",
-                5,
-                "every consumer",
-            ),
-        ];
-        for (text, line, want) in cases {
-            let (got_line, what) = parse(text).expect_err(text);
-            assert_eq!(got_line, Some(*line), "{text}: {what}");
-            assert!(what.contains(want), "{text}: {what}");
-        }
-    }
-
-    #[test]
-    fn load_prefixes_the_file_name() {
-        let err = load(Path::new("/nonexistent/lesson.toml")).unwrap_err();
-        assert!(err.starts_with("/nonexistent/lesson.toml: cannot read it"), "{err}");
-    }
-}
+mod tests;

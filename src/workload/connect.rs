@@ -39,6 +39,15 @@ pub async fn open_first(uri: &AMQPUri, name: &str) -> Result<(Connection, Broker
                  and any firewall in between",
             t.as_secs()
         ),
+        ProbeError::Silent(t) => format!(
+            "{where_} accepted the connection but sent no AMQP greeting within {}s: is it an AMQP \
+                 0-9-1 broker? Check the port in --url (RabbitMQ's AMQP port is 5672)",
+            t.as_secs()
+        ),
+        ProbeError::Closed => format!(
+            "{where_} closed the connection at once: something else than AMQP 0-9-1 listens there \
+                 (MQTT? HTTP?). Check the port in --url (RabbitMQ's AMQP port is 5672)"
+        ),
         ProbeError::Io(e) => format!("cannot connect to {where_}: {e}. Check the host in --url"),
         ProbeError::NotAmqp(why) => format!(
             "{where_} is not an AMQP 0-9-1 broker: {why}. Check the port in --url \

@@ -21,8 +21,16 @@ pub struct ServerIdentity {
 pub enum ProbeError {
     #[error("connection refused")]
     Refused,
+    /// The TCP connection itself did not open in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// TCP connected, but the server said nothing in time: not an AMQP broker, or a stuck one.
+    #[error("no AMQP greeting within {0:?}")]
+    Silent(Duration),
+    /// TCP connected, then the server closed or reset it before answering a byte: another
+    /// protocol (MQTT, HTTP, ...) that hangs up on an AMQP header.
+    #[error("closed the connection at once")]
+    Closed,
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
@@ -33,26 +41,43 @@ const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 /// connection.start with RabbitMQ's server properties is about 500 bytes; be generous.
 const MAX_START_FRAME: usize = 64 * 1024;
 
+/// Connect and read the greeting, `timeout` for both together; which of the two did not
+/// happen in time decides the error.
 pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<ServerIdentity, ProbeError> {
-    tokio::time::timeout(timeout, probe_inner(host, port)).await.map_err(|_| ProbeError::Timeout(timeout))?
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stream = tokio::time::timeout_at(deadline, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => ProbeError::Refused,
+            _ => ProbeError::Io(e.to_string()),
+        })?;
+    tokio::time::timeout_at(deadline, greet(stream)).await.map_err(|_| ProbeError::Silent(timeout))?
 }
 
-async fn probe_inner(host: &str, port: u16) -> Result<ServerIdentity, ProbeError> {
-    let mut stream = TcpStream::connect((host, port)).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => ProbeError::Refused,
-        _ => ProbeError::Io(e.to_string()),
-    })?;
-    stream.write_all(PROTOCOL_HEADER).await.map_err(|e| ProbeError::Io(e.to_string()))?;
+/// A reset or hang-up before the server's first byte means "not AMQP", not a network fault.
+fn hung_up(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+}
+
+async fn greet(mut stream: TcpStream) -> Result<ServerIdentity, ProbeError> {
+    let io = |e: std::io::Error| if hung_up(&e) { ProbeError::Closed } else { ProbeError::Io(e.to_string()) };
+    stream.write_all(PROTOCOL_HEADER).await.map_err(io)?;
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(|e| ProbeError::Io(e.to_string()))?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) if !buf.is_empty() => return Err(ProbeError::Io(e.to_string())),
+            Err(e) => return Err(io(e)),
+        };
         if n == 0 {
-            return Err(ProbeError::NotAmqp(if buf.is_empty() {
-                "the server closed the connection without answering the AMQP greeting".into()
+            return Err(if buf.is_empty() {
+                ProbeError::Closed
             } else {
-                "the server's answer ended before a whole AMQP frame".into()
-            }));
+                ProbeError::NotAmqp("the server's answer ended before a whole AMQP frame".into())
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
         match parse_start(&buf) {
