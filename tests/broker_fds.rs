@@ -165,10 +165,18 @@ async fn out_of_descriptors_refuses_with_530_backs_off_and_recovers() {
     for c in open.drain(..4) {
         c.close(200, "bye".into()).await.expect("close");
     }
-    let again = match connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            panic!("no new client once descriptors are free: {e}; the broker said {:?}", broker.errors())
+    // The broker lets go of a closed connection's socket just after the client hears
+    // close-ok, so the first tries may still be refused (at once): retry for a while.
+    let deadline = Instant::now() + WAIT;
+    let again = loop {
+        match connect(&url).await {
+            Ok(c) => break c,
+            Err(e) if reply_code(&e) == Some(530) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                panic!("no new client once descriptors are free: {e}; the broker said {:?}", broker.errors())
+            }
         }
     };
     let channel = again.create_channel().await.expect("and opens a channel");
