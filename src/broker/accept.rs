@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, connection};
@@ -37,8 +37,7 @@ pub(super) async fn run(
     let sockets = Arc::new(AtomicUsize::new(0));
     let max_sockets = cfg.limits.max_connections.saturating_add(cfg.limits.max_handshaking);
     let mut backoff = Backoff::new();
-    // Out of descriptors since the last accept that worked: said once, and once when over.
-    let mut short = false;
+    let mut short = Short::default();
     loop {
         let accepted = tokio::select! {
             () = token.cancelled() => break,
@@ -50,17 +49,11 @@ pub(super) async fn run(
                 // A spare missing that cannot be reopened: this client took the last descriptor.
                 reserve.refill();
                 if !reserve.is_full() {
-                    if !short {
-                        short = true;
-                        say_short(&sockets, limit);
-                    }
+                    short.begin(&sockets, limit);
                     refuse_in_task(stream, limit, &token);
                     continue;
                 }
-                if short {
-                    short = false;
-                    fds::log("file descriptors are free again: accepting connections");
-                }
+                short.end();
                 // Dropping the stream closes it: nothing can be said before the handshake.
                 let Some(slot) = SocketSlot::take(&sockets, max_sockets) else { continue };
                 let _ = stream.set_nodelay(true);
@@ -79,10 +72,7 @@ pub(super) async fn run(
             // the client it takes is refused (above). With no spare left (refusals hold them
             // all), pause: the accept would fail again at once.
             Err(e) if fds::exhausted(&e) => {
-                if !short {
-                    short = true;
-                    say_short(&sockets, limit);
-                }
+                short.begin(&sockets, limit);
                 reserve.refill();
                 if reserve.release() {
                     continue;
@@ -101,12 +91,53 @@ pub(super) async fn run(
     }
 }
 
-fn say_short(sockets: &AtomicUsize, limit: Option<u64>) {
-    fds::log(&format!(
-        "out of file descriptors ({}, {} connections open): refusing new ones with 530 until some close",
-        limit_text(limit),
-        sockets.load(Ordering::Relaxed)
-    ));
+/// Out of descriptors since the last accept that worked. Said on stderr when it starts and
+/// when it ends, at most once a minute: a broker that hovers at the limit would otherwise
+/// print two lines for every connection that closes.
+#[derive(Default)]
+struct Short {
+    now: bool,
+    said: bool,
+    said_at: Option<Instant>,
+}
+
+const SAY_EVERY: Duration = Duration::from_secs(60);
+
+impl Short {
+    fn begin(&mut self, sockets: &AtomicUsize, limit: Option<u64>) {
+        if self.starts(Instant::now()) {
+            fds::log(&format!(
+                "out of file descriptors ({}, {} connections open): refusing new ones with 530 until some close",
+                limit_text(limit),
+                sockets.load(Ordering::Relaxed)
+            ));
+        }
+    }
+
+    fn end(&mut self) {
+        if self.ends() {
+            fds::log("file descriptors are free again: accepting connections");
+        }
+    }
+
+    /// Whether to say that it starts.
+    fn starts(&mut self, now: Instant) -> bool {
+        if self.now {
+            return false;
+        }
+        self.now = true;
+        if self.said_at.is_some_and(|t| now.duration_since(t) < SAY_EVERY) {
+            return false;
+        }
+        self.said = true;
+        self.said_at = Some(now);
+        true
+    }
+
+    /// Whether to say that it ended (only if its start was said).
+    fn ends(&mut self) -> bool {
+        std::mem::take(&mut self.now) && std::mem::take(&mut self.said)
+    }
 }
 
 fn limit_text(limit: Option<u64>) -> String {
@@ -210,5 +241,25 @@ impl Reader {
             let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shortage_is_said_once_a_minute_with_its_end() {
+        let t0 = Instant::now();
+        let mut short = Short::default();
+        assert!(!short.ends(), "nothing to end yet");
+        assert!(short.starts(t0));
+        assert!(!short.starts(t0), "said once while it lasts");
+        assert!(short.ends());
+        // Hovering at the limit: the next start and end within the minute stay quiet.
+        assert!(!short.starts(t0 + Duration::from_secs(10)));
+        assert!(!short.ends());
+        assert!(short.starts(t0 + SAY_EVERY));
+        assert!(short.ends());
     }
 }
