@@ -143,6 +143,18 @@ async fn out_of_descriptors_refuses_with_530_backs_off_and_recovers() {
     assert!(took < Duration::from_secs(2), "refused after {took:?}");
     assert!(open.len() + 4 >= room, "only {} of the {room} connections announced fit", open.len());
 
+    // warren itself, pointed at the full broker, says so in one line (not a vhost problem).
+    let args = ["--headless", "--publish", "1", "--url", &url].map(String::from);
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_warren")).args(args).stdin(Stdio::null()).output()
+    });
+    let out =
+        tokio::time::timeout(WAIT, run).await.expect("warren answers at once").unwrap().expect("warren runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", out.status);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("out of file descriptors") && !err.contains("vhost"), "{err}");
+
     // Clients that connect and never speak take the spare descriptors, and the ones beyond
     // wait in the backlog: accept fails with EMFILE over and over, and must not spin.
     let mut silent = Vec::new();
