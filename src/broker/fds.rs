@@ -64,9 +64,10 @@ pub fn raise_limit() -> Option<u64> {
     None
 }
 
-/// Descriptors open in this process now (Linux: /proc/self/fd, less the one reading it).
+/// Descriptors open in this process now, less the one reading the list (Linux: /proc/self/fd;
+/// macOS and the BSDs: /dev/fd).
 pub fn open_now() -> Option<usize> {
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd")).ok()?;
     Some(dir.count().saturating_sub(1))
 }
 
