@@ -39,6 +39,7 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 
 pub async fn run(args: BrokerArgs) -> Result<(), String> {
     let (mut cfg, explicit) = config(&args)?;
+    broker::fds::log_to_stderr(true);
     let running = loop {
         match broker::start(cfg.clone()).await {
             Ok(b) => break b,
@@ -62,6 +63,9 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
             running.addr.port()
         );
     }
+    if let Some(line) = room_line(running.open_files, cfg.limits.max_connections) {
+        println!("{line}");
+    }
     println!(
         "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it",
         running.addr, running.addr
@@ -73,6 +77,19 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
     running.wait().await;
     println!("warren broker stopped");
     Ok(())
+}
+
+/// How many connections the open-files limit leaves room for, in one line.
+fn room_line(open_files: Option<broker::fds::OpenFiles>, max: usize) -> Option<String> {
+    let broker::fds::OpenFiles { limit, room } = open_files?;
+    Some(if room < max {
+        format!(
+            "warren broker: room for {room} connections under the open-files limit of {limit} \
+             (it allows {max}: raise ulimit -n for more); beyond that they are refused with 530"
+        )
+    } else {
+        format!("warren broker: room for {max} connections (open-files limit {limit})")
+    })
 }
 
 #[cfg(test)]
@@ -97,5 +114,18 @@ mod tests {
         assert_eq!((cfg.listen.port(), cfg.users[0].0.as_str(), explicit), (5672, "guest", false));
         assert!(config(&args(Some("nonsense"), None)).unwrap_err().contains("not ADDR:PORT"));
         assert_eq!(config(&args(Some("127.0.0.1"), None)).unwrap().0.listen.port(), 5672);
+    }
+
+    #[test]
+    fn the_room_line_names_the_limit_and_what_to_raise() {
+        let low = room_line(Some(broker::fds::OpenFiles { limit: 64, room: 50 }), 1024).unwrap();
+        assert_eq!(
+            low,
+            "warren broker: room for 50 connections under the open-files limit of 64 \
+             (it allows 1024: raise ulimit -n for more); beyond that they are refused with 530"
+        );
+        let high = room_line(Some(broker::fds::OpenFiles { limit: 20000, room: 1024 }), 1024).unwrap();
+        assert_eq!(high, "warren broker: room for 1024 connections (open-files limit 20000)");
+        assert_eq!(room_line(None, 1024), None);
     }
 }

@@ -50,7 +50,13 @@ impl Broker {
             }
         });
         let mut broker = Self { child, lines };
-        let line = broker.next_line(STARTUP).unwrap_or_else(|e| panic!("no listening line: {e}"));
+        // A line on the open-files room comes first.
+        let line = loop {
+            let line = broker.next_line(STARTUP).unwrap_or_else(|e| panic!("no listening line: {e}"));
+            if !line.starts_with("warren broker: room for ") {
+                break line;
+            }
+        };
         let addr = line
             .strip_prefix(LISTENING)
             .and_then(|rest| rest.split_whitespace().next())

@@ -8,16 +8,18 @@
 //!                      └── writer task <── Out (mpsc) <────┘
 //! ```
 
+mod accept;
 mod auth;
 mod connection;
 mod core;
 mod exchange;
+pub mod fds;
 mod frames;
 mod queue;
 mod writer;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use amq_protocol::protocol::BasicProperties;
@@ -95,6 +97,9 @@ impl BrokerConfig {
 /// A running broker; dropping it does not stop it: call [`RunningBroker::stop`].
 pub struct RunningBroker {
     pub addr: SocketAddr,
+    /// The open-files limit (raised to the hard limit at start) and the connections it leaves
+    /// room for; None where the platform does not say.
+    pub open_files: Option<fds::OpenFiles>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -127,30 +132,12 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let stop = CancellationToken::new();
     let core = Arc::new(Mutex::new(Core::new(cfg.limits.clone())));
     let cfg = Arc::new(cfg);
-    let token = stop.clone();
-    let task = tokio::spawn(async move {
-        let next_id = AtomicU64::new(1);
-        let sockets = Arc::new(AtomicUsize::new(0));
-        let max_sockets = cfg.limits.max_connections.saturating_add(cfg.limits.max_handshaking);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
-                    // Dropping the stream closes it: nothing can be said before the handshake.
-                    let Some(slot) = SocketSlot::take(&sockets, max_sockets) else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    let conn = connection::Connection::new(id, peer, Arc::clone(&core), Arc::clone(&cfg), token.clone());
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        conn.run(stream).await;
-                    });
-                }
-            }
-        }
-    });
-    Ok(RunningBroker { addr, stop, task })
+    // Spares first, so that the room reported counts them as taken.
+    let reserve = fds::Reserve::new();
+    let open_files = fds::open_files(cfg.limits.max_connections);
+    let limit = open_files.map(|o| o.limit);
+    let task = tokio::spawn(accept::run(listener, core, cfg, stop.clone(), reserve, limit));
+    Ok(RunningBroker { addr, open_files, stop, task })
 }
 
 /// One open socket, counted from accept until its connection task ends.

@@ -100,7 +100,9 @@ fn describe_connect_error(e: &lapin::Error, uri: &AMQPUri) -> String {
             "the broker refused user '{user}' (ACCESS_REFUSED): check the user and password in --url. \
              Note that RabbitMQ's guest user may only connect from localhost"
         ),
-        Some(530) => format!(
+        // 530 also refuses a connection over a limit (connections, file descriptors): only a
+        // vhost refusal gets the vhost advice; the others say what the broker said.
+        Some(530) if vhost_refusal(&reply_text(e)) => format!(
             "the broker refused vhost '{vhost}' (NOT_ALLOWED): it does not exist or user '{user}' \
              has no access. Create it with `rabbitmqctl add_vhost {vhost}` and \
              `rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'`, or fix --url \
@@ -116,6 +118,12 @@ fn describe_connect_error(e: &lapin::Error, uri: &AMQPUri) -> String {
             _ => format!("could not open the AMQP connection: {e}"),
         },
     }
+}
+
+/// RabbitMQ's "vhost / not found" and "access to vhost '/' refused for user 'guest'", but not
+/// its per-vhost connection limit, nor a broker's connection or file-descriptor limits.
+fn vhost_refusal(text: &str) -> bool {
+    text.contains("vhost") && !text.contains("limit")
 }
 
 /// For a failed queue.declare.
