@@ -421,9 +421,9 @@ pub async fn report_interrupted(
     );
     summary.interrupted = Some(interrupted);
     if json_out {
-        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+        crate::out::line(serde_json::to_string(&summary).expect("summary serialises"));
     } else {
-        print!("{}", summary.table());
+        crate::out::text(&summary.table());
     }
     signals.exit_on_next(s);
     driver.shutdown().await;
@@ -465,9 +465,9 @@ pub async fn run(cfg: Config) -> u8 {
     let summary = Summary::of(&driver.app, !finished);
     driver.shutdown().await;
     if h.json {
-        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+        crate::out::line(serde_json::to_string(&summary).expect("summary serialises"));
     } else {
-        print!("{}", summary.table());
+        crate::out::text(&summary.table());
     }
     if finished && summary.lost > 0 {
         eprintln!(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod headless;
 pub mod keymap;
+pub mod out;
 pub mod play;
 pub mod record;
 pub mod scenario;

@@ -119,9 +119,9 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
     }
     driver.shutdown().await;
     if h.json {
-        println!("{}", serde_json::to_string(&report).expect("report serialises"));
+        crate::out::line(serde_json::to_string(&report).expect("report serialises"));
     } else {
-        print!("{}", table(&report));
+        crate::out::text(&table(&report));
     }
     let lost = report.summary.lost;
     if finished && lost > 0 && !scenario.expect_losses {
@@ -161,9 +161,9 @@ async fn report_interrupted_play(
     );
     report.summary.interrupted = Some(interrupted);
     if json_out {
-        println!("{}", serde_json::to_string(&report).expect("report serialises"));
+        crate::out::line(serde_json::to_string(&report).expect("report serialises"));
     } else {
-        print!("{}", table(&report));
+        crate::out::text(&table(&report));
     }
     signals.exit_on_next(s);
     driver.shutdown().await;

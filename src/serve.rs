@@ -58,24 +58,24 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
     let (user, password) = &cfg.users[0];
     let shown = if user == "guest" { password.as_str() } else { "***" };
     if !explicit && running.addr.port() != DEFAULT_PORT {
-        println!(
+        crate::out::line(format!(
             "warren broker: port {DEFAULT_PORT} is taken (RabbitMQ?), using {} instead",
             running.addr.port()
-        );
+        ));
     }
     if let Some(line) = room_line(running.open_files, cfg.limits.max_connections) {
-        println!("{line}");
+        crate::out::line(line);
     }
-    println!(
+    crate::out::line(format!(
         "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it",
         running.addr, running.addr
-    );
+    ));
     let stop = running.stopper();
     let first = signals.recv().await;
     signals.exit_on_next(first);
     stop.cancel();
     running.wait().await;
-    println!("warren broker stopped");
+    crate::out::line("warren broker stopped");
     Ok(())
 }
 
