@@ -49,6 +49,13 @@ struct Incoming {
     properties: Option<BasicProperties>,
     size: usize,
     body: Vec<u8>,
+    /// What its header charged to the core's held bytes (and to `Session::incoming`).
+    charged: usize,
+    /// Refused by a memory limit when its header came: the body is read and dropped, then the
+    /// publish is nacked (under confirms) or closes the channel, like a full queue.
+    refused: Option<AmqpError>,
+    /// Body bytes read and dropped since it was refused.
+    dropped: usize,
 }
 
 #[derive(Default)]
@@ -101,6 +108,7 @@ impl Connection {
             heartbeat: 0,
             channels: HashMap::new(),
             registered: false,
+            incoming: 0,
         };
         // A bug that panics in one connection must not leak its slot or its unacked messages:
         // the panic ends this session like an internal error, and the clean-up below still runs.
@@ -114,8 +122,13 @@ impl Connection {
             // Give the client a moment to answer close-ok; its other frames are ignored.
             let _ = tokio::time::timeout(Duration::from_secs(1), session.await_close_ok(&mut rd)).await;
         }
-        if session.registered {
-            lock(&self.core).drop_connection(self.id);
+        {
+            let mut core = lock(&self.core);
+            // Unfinished messages die with the connection: give back what their headers charged.
+            core.release(session.incoming);
+            if session.registered {
+                core.drop_connection(self.id);
+            }
         }
         out.send(Out::Shutdown);
         // A peer that stops reading must not keep the writer (and its socket) alive forever.
@@ -138,6 +151,8 @@ struct Session<'a> {
     heartbeat: u16,
     channels: HashMap<u16, ChannelState>,
     registered: bool,
+    /// Bytes charged for this connection's messages still arriving (`Incoming::charged`).
+    incoming: usize,
 }
 
 impl Session<'_> {
@@ -418,7 +433,10 @@ impl Session<'_> {
                 lock(&self.conn.core).close_channel(self.conn.id, ch);
                 if let Some(c) = self.channels.get_mut(&ch) {
                     c.closing = true;
-                    c.incoming = None;
+                    if let Some(inc) = c.incoming.take() {
+                        self.incoming -= inc.charged;
+                        lock(&self.conn.core).release(inc.charged);
+                    }
                 }
                 self.send_method(
                     ch,
@@ -479,10 +497,16 @@ impl Session<'_> {
                 10,
             ));
         }
-        lock(&self.conn.core).open_channel(self.conn.id, ch);
+        let opened = lock(&self.conn.core).open_channel(self.conn.id, ch);
         self.channels.insert(ch, ChannelState::default());
-        self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
-        Ok(())
+        match opened {
+            Ok(()) => {
+                self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+                Ok(())
+            }
+            // Refused as a channel error: the channel waits for close-ok like any closed one.
+            Err(e) => self.settle(ch, Err(e), 20, 10),
+        }
     }
 
     fn channel_method(&mut self, ch: u16, class: AMQPClass) -> Result<(), AmqpError> {
@@ -659,6 +683,9 @@ impl Session<'_> {
                         properties: None,
                         size: 0,
                         body: Vec::new(),
+                        charged: 0,
+                        refused: None,
+                        dropped: 0,
                     });
                 }
             }
@@ -692,7 +719,8 @@ impl Session<'_> {
     }
 
     fn content_header(&mut self, ch: u16, size: u64, properties: BasicProperties) -> Result<(), AmqpError> {
-        let max = self.conn.cfg.limits.max_message;
+        let limits = &self.conn.cfg.limits;
+        let (max, per_connection) = (limits.max_message, limits.max_incoming_per_connection);
         let Some(c) = self.channels.get_mut(&ch).filter(|c| !c.closing) else {
             return if self.channels.contains_key(&ch) {
                 Ok(())
@@ -712,10 +740,22 @@ impl Session<'_> {
                 format!("PRECONDITION_FAILED - message size {size} is larger than configured max size {max}"),
             ));
         }
-        inc.properties = Some(properties);
         inc.size = size as usize;
-        // Grow with the body frames, not by the header's word: a header may lie.
-        inc.body.reserve(size.min(u64::from(self.frame_max)) as usize);
+        // Charged at its announced size and its parsed properties before any body comes, so
+        // that unfinished messages (a header, then silence) are bounded like whole ones.
+        let charge = Message::held_for(&inc.exchange, &inc.routing_key, &properties, inc.size);
+        inc.properties = Some(properties);
+        if self.incoming + charge > per_connection {
+            inc.refused = Some(AmqpError::refused(format!(
+                "unfinished messages on this connection would hold more than {per_connection} bytes: \
+                 finish publishing them first"
+            )));
+        } else if let Err(e) = lock(&self.conn.core).reserve(charge) {
+            inc.refused = Some(e);
+        } else {
+            inc.charged = charge;
+            self.incoming += charge;
+        }
         if size == 0 {
             return self.publish(ch);
         }
@@ -733,15 +773,23 @@ impl Session<'_> {
         let Some(inc) = c.incoming.as_mut().filter(|i| i.properties.is_some()) else {
             return Err(AmqpError::connection(505, "UNEXPECTED_FRAME - content body without header"));
         };
-        if inc.body.len() + data.len() > inc.size {
+        let received = inc.body.len() + inc.dropped;
+        if received + data.len() > inc.size {
             return Err(AmqpError::connection(501, "FRAME_ERROR - content body longer than its header said"));
         }
-        if inc.body.is_empty() && data.len() == inc.size {
+        if inc.refused.is_some() {
+            inc.dropped += data.len();
+        } else if inc.body.is_empty() && data.len() == inc.size {
             inc.body = data; // the common one-frame body: no copy
         } else {
+            // The whole announced size is charged already: allocate it once, exactly, rather
+            // than doubling (which could hold up to twice the size).
+            if inc.body.is_empty() {
+                inc.body.reserve_exact(inc.size);
+            }
             inc.body.extend_from_slice(&data);
         }
-        if inc.body.len() == inc.size {
+        if inc.body.len() + inc.dropped == inc.size {
             return self.publish(ch);
         }
         Ok(())
@@ -756,6 +804,10 @@ impl Session<'_> {
             c.publish_seq += 1;
         }
         let seq = c.publish_seq;
+        self.incoming -= inc.charged;
+        if let Some(e) = inc.refused {
+            return self.refuse(ch, confirm, seq, e);
+        }
         let mandatory = inc.mandatory;
         let msg = Message::new(inc.exchange, inc.routing_key, inc.properties.unwrap_or_default(), inc.body);
         // Kept for basic.return; cheap next to the body only when it is needed.
@@ -767,7 +819,12 @@ impl Session<'_> {
                 msg.body.clone(),
             )
         });
-        let routed = lock(&self.conn.core).publish(msg);
+        let routed = {
+            let mut core = lock(&self.conn.core);
+            // From here the message is charged as a message (if a queue takes it).
+            core.release(inc.charged);
+            core.publish(msg)
+        };
         match routed {
             Ok(true) => {}
             Ok(false) => {
@@ -775,12 +832,7 @@ impl Session<'_> {
                     self.out.send(Out::Return { channel: ch, msg: Arc::new(m) });
                 }
             }
-            Err(e) if e.scope == Scope::Refused && confirm => {
-                let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
-                self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.refuse(ch, confirm, seq, e),
         }
         if confirm {
             self.send_method(
@@ -789,6 +841,19 @@ impl Session<'_> {
             );
         }
         Ok(())
+    }
+}
+
+impl Session<'_> {
+    /// A publish refused by a limit is nacked under confirms; any other error (or any refusal
+    /// without confirms) closes the channel or the connection.
+    fn refuse(&mut self, ch: u16, confirm: bool, seq: u64, e: AmqpError) -> Result<(), AmqpError> {
+        if e.scope == Scope::Refused && confirm {
+            let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
+            self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));
+            return Ok(());
+        }
+        Err(e)
     }
 }
 

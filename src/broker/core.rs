@@ -178,8 +178,28 @@ impl Core {
         self.channels.contains_key(&(conn, ch))
     }
 
-    pub fn open_channel(&mut self, conn: ConnId, ch: u16) {
+    pub fn open_channel(&mut self, conn: ConnId, ch: u16) -> Result<(), AmqpError> {
+        if self.channels.len() >= self.limits.max_channels {
+            return Err(full(self.limits.max_channels, "open channels", "close some"));
+        }
         self.channels.insert((conn, ch), Chan::default());
+        Ok(())
+    }
+
+    /// Charge a message still arriving (`Message::held_for` its announced size) to the
+    /// held-bytes limit, or refuse it as a full queue would.
+    pub fn reserve(&mut self, bytes: usize) -> Result<(), AmqpError> {
+        if self.held_bytes + bytes > self.limits.max_held_bytes {
+            return Err(held_full(self.limits.max_held_bytes));
+        }
+        self.held_bytes += bytes;
+        Ok(())
+    }
+
+    /// Give back what `reserve` charged: the message was published (and is charged as such
+    /// from now on) or dropped unfinished.
+    pub fn release(&mut self, bytes: usize) {
+        self.held_bytes -= bytes;
     }
 
     /// Close a channel: cancel its consumers and requeue its unacked deliveries in order.
@@ -343,7 +363,7 @@ impl Core {
                         return Err(inequivalent("queue", &name, arg, want, have));
                     }
                 }
-                check_equivalent_args(&name, &q.arguments, arguments)?;
+                check_equivalent_args(&name, q.kind, arguments)?;
             }
             return Ok((name, q.ready.len() as u32, q.consumer_count() as u32));
         }
@@ -371,7 +391,7 @@ impl Core {
             return Err(full(self.limits.max_queues, "queues", "delete some"));
         }
         let owner = exclusive.then_some(conn);
-        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, arguments.clone(), kind));
+        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, kind));
         Ok((name, 0, 0))
     }
 
@@ -563,11 +583,7 @@ impl Core {
     fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
         let size = msg.held * targets.map_or(1, <[String]>::len);
         if self.held_bytes + size > self.limits.max_held_bytes {
-            return Err(AmqpError::refused(format!(
-                // In bytes: a limit under 1 MiB read "at most 0 MiB".
-                "the embedded broker holds at most {} bytes of messages and is full: consume or purge first",
-                self.limits.max_held_bytes
-            )));
+            return Err(held_full(self.limits.max_held_bytes));
         }
         let msg = Arc::new(msg);
         match targets {
@@ -783,6 +799,14 @@ fn can_take(channels: &HashMap<ChanKey, Chan>, conns: &HashMap<ConnId, ConnOut>,
         && (chan.qos_global == 0 || chan.unacked.len() < usize::from(chan.qos_global))
 }
 
+/// The held-bytes limit reached: a publish refused (nacked under confirms).
+fn held_full(max: usize) -> AmqpError {
+    AmqpError::refused(format!(
+        // In bytes: a limit under 1 MiB read "at most 0 MiB".
+        "the embedded broker holds at most {max} bytes of messages and is full: consume or purge first"
+    ))
+}
+
 /// A count limit reached: a channel error that says what to do, like the held-bytes limit.
 fn full(max: usize, what: &str, remedy: &str) -> AmqpError {
     err(406, format!("PRECONDITION_FAILED - the embedded broker holds at most {max} {what}: {remedy} first"))
@@ -841,24 +865,23 @@ fn queue_type(args: &FieldTable) -> Result<QueueType, AmqpError> {
     }
 }
 
-/// RabbitMQ checks the x-arguments it knows for equivalence on redeclare.
-fn check_equivalent_args(name: &str, have: &FieldTable, want: &FieldTable) -> Result<(), AmqpError> {
-    let get = |t: &FieldTable| -> String {
-        match t.inner().get("x-queue-type") {
-            Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            Some(v) => format!("{v:?}"),
-            None => "classic".into(),
-        }
+/// RabbitMQ checks the x-arguments it knows for equivalence on redeclare. Only the type is
+/// kept of a queue's arguments (the others are refused at declare): a client's argument
+/// table would otherwise be memory held for it and charged nowhere.
+fn check_equivalent_args(name: &str, have: QueueType, want: &FieldTable) -> Result<(), AmqpError> {
+    let wanted = match want.inner().get("x-queue-type") {
+        // A redeclare without x-queue-type matches any type, as in RabbitMQ.
+        None => return Ok(()),
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Some(v) => format!("{v:?}"),
     };
-    // A redeclare without x-queue-type matches any type, as in RabbitMQ.
-    if want.inner().contains_key("x-queue-type") && get(have) != get(want) {
+    if wanted != have.name() {
         return Err(err(
             406,
             format!(
                 "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{name}' in vhost '/': \
-                 received '{}' but current is '{}'",
-                get(want),
-                get(have)
+                 received '{wanted}' but current is '{}'",
+                have.name()
             ),
         ));
     }

@@ -13,6 +13,7 @@ mod connection;
 mod core;
 mod exchange;
 mod frames;
+mod memory;
 mod queue;
 mod writer;
 
@@ -38,9 +39,15 @@ pub struct Limits {
     pub channel_max: u16,
     pub frame_max: u32,
     pub max_message: usize,
-    /// Memory held by messages (ready + unacked) across all queues: bodies plus a few hundred
-    /// bytes of bookkeeping each (see `Message::held`).
+    /// Memory held for clients across the broker: messages ready and unacked, and messages
+    /// still arriving (charged at their announced size when their header comes), each with its
+    /// bookkeeping and its properties at their parsed size (see `Message::held`).
     pub max_held_bytes: usize,
+    /// Of those, what one connection may hold in messages still arriving: without it, one
+    /// client's unfinished publishes could take the whole budget from the others.
+    pub max_incoming_per_connection: usize,
+    /// Open channels across all connections (each costs its state in the core and the reader).
+    pub max_channels: usize,
     pub max_queues: usize,
     /// Exchanges a client may declare, on top of the built-in ones.
     pub max_exchanges: usize,
@@ -63,6 +70,8 @@ impl Default for Limits {
             frame_max: 131_072,
             max_message: 16 << 20,
             max_held_bytes: 512 << 20,
+            max_incoming_per_connection: 64 << 20,
+            max_channels: 65_536,
             max_queues: 10_000,
             max_exchanges: 10_000,
             max_bindings: 100_000,
@@ -202,12 +211,23 @@ impl Message {
         properties: BasicProperties,
         body: Vec<u8>,
     ) -> Self {
-        let held = MESSAGE_OVERHEAD
-            + body.len()
+        let held = Self::held_for(&exchange, &routing_key, &properties, body.len());
+        Self { exchange, routing_key, properties, body, held }
+    }
+
+    /// What a message with this body size will hold: charged when its content header arrives,
+    /// before the body does, so that unfinished messages are bounded too.
+    pub fn held_for(
+        exchange: &ShortString,
+        routing_key: &ShortString,
+        properties: &BasicProperties,
+        body_size: usize,
+    ) -> usize {
+        MESSAGE_OVERHEAD
+            + body_size
             + exchange.as_str().len()
             + routing_key.as_str().len()
-            + frames::properties_heap_size(&properties);
-        Self { exchange, routing_key, properties, body, held }
+            + memory::properties_heap(properties)
     }
 }
 
