@@ -744,17 +744,29 @@ impl Session<'_> {
         // Charged at its announced size and its parsed properties before any body comes, so
         // that unfinished messages (a header, then silence) are bounded like whole ones.
         let charge = Message::held_for(&inc.exchange, &inc.routing_key, &properties, inc.size);
-        inc.properties = Some(properties);
-        if self.incoming + charge > per_connection {
-            inc.refused = Some(AmqpError::refused(format!(
+        let refused = if self.incoming + charge > per_connection {
+            Some(AmqpError::refused(format!(
                 "unfinished messages on this connection would hold more than {per_connection} bytes: \
                  finish publishing them first"
-            )));
-        } else if let Err(e) = lock(&self.conn.core).reserve(charge) {
-            inc.refused = Some(e);
+            )))
         } else {
-            inc.charged = charge;
-            self.incoming += charge;
+            lock(&self.conn.core).reserve(charge).err()
+        };
+        match refused {
+            None => {
+                inc.properties = Some(properties);
+                inc.charged = charge;
+                self.incoming += charge;
+            }
+            // Without confirms the channel closes now (406), and the body frames that follow
+            // on it are ignored.
+            Some(e) if !c.confirm => return Err(e),
+            // Under confirms it is nacked in its turn, once its body is read (and dropped: the
+            // properties too, which were not charged).
+            Some(e) => {
+                inc.properties = Some(BasicProperties::default());
+                inc.refused = Some(e);
+            }
         }
         if size == 0 {
             return self.publish(ch);
