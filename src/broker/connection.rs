@@ -841,7 +841,8 @@ impl Session<'_> {
             Ok(true) => {}
             Ok(false) => {
                 if let Some(m) = returned {
-                    self.out.send(Out::Return { channel: ch, msg: Arc::new(m) });
+                    let charge = lock(&self.conn.core).unwritten(m.held);
+                    self.out.send(Out::Return { channel: ch, msg: Arc::new(m), charge });
                 }
             }
             Err(e) => return self.refuse(ch, confirm, seq, e),

@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use super::exchange::{Binding, Exchange, Kind};
 use super::queue::{Queue, QueueType, Ready};
-use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out};
+use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out, Unwritten};
 
 type ChanKey = (ConnId, u16);
 
@@ -94,8 +94,11 @@ pub struct Core {
     conns: HashMap<ConnId, ConnOut>,
     next_seq: u64,
     next_tag: u64,
-    /// Memory held by messages (`Message::held`): ready in queues plus delivered and unacked.
+    /// Memory held by messages (`Message::held`): ready in queues plus delivered and unacked,
+    /// and messages still arriving (`reserve`).
     held_bytes: usize,
+    /// Messages handed to writers that nothing else holds, until written (`Unwritten`).
+    unwritten: Arc<AtomicUsize>,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -128,6 +131,7 @@ impl Core {
             next_seq: 0,
             next_tag: 0,
             held_bytes: 0,
+            unwritten: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -135,8 +139,14 @@ impl Core {
         self.conns.len()
     }
 
+    /// All the held-bytes limit counts: messages held, arriving, and on their way out.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes
+        self.held_bytes + self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Charge a message on its way out that nothing else holds (see `Unwritten`).
+    pub fn unwritten(&self, bytes: usize) -> Unwritten {
+        Unwritten::new(bytes, &self.unwritten)
     }
 
     /// Counted when asked, a scan of at most `max_exchanges` exchanges (or `max_queues` queues
@@ -189,7 +199,7 @@ impl Core {
     /// Charge a message still arriving (`Message::held_for` its announced size) to the
     /// held-bytes limit, or refuse it as a full queue would.
     pub fn reserve(&mut self, bytes: usize) -> Result<(), AmqpError> {
-        if self.held_bytes + bytes > self.limits.max_held_bytes {
+        if self.held_bytes() + bytes > self.limits.max_held_bytes {
             return Err(held_full(self.limits.max_held_bytes));
         }
         self.held_bytes += bytes;
@@ -582,7 +592,7 @@ impl Core {
     /// names), unless that would pass the limit on held bytes.
     fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
         let size = msg.held * targets.map_or(1, <[String]>::len);
-        if self.held_bytes + size > self.limits.max_held_bytes {
+        if self.held_bytes() + size > self.limits.max_held_bytes {
             return Err(held_full(self.limits.max_held_bytes));
         }
         let msg = Arc::new(msg);
@@ -615,10 +625,12 @@ impl Core {
         let message_count = q.ready.len() as u32;
         let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
         let h = chan.hand_out(queue, r, quorum, no_ack, None);
-        if no_ack {
+        let charge = no_ack.then(|| {
             self.held_bytes -= h.msg.held;
-        }
+            Unwritten::new(h.msg.held, &self.unwritten)
+        });
         Ok(Some(Out::GetOk {
+            charge,
             channel: ch,
             delivery_tag: h.delivery_tag,
             redelivered: h.redelivered,
@@ -749,7 +761,7 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, .. } = self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind == QueueType::Quorum;
         while !q.ready.is_empty() {
@@ -766,11 +778,13 @@ impl Core {
                 c.unacked += 1;
             }
             let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
-            if no_ack {
+            let charge = no_ack.then(|| {
                 *held_bytes -= h.msg.held;
-            }
+                Unwritten::new(h.msg.held, unwritten)
+            });
             if let Some(out) = conns.get(&key.conn) {
                 out.send(Out::Deliver {
+                    charge,
                     channel: key.channel,
                     consumer_tag: key.tag.clone(),
                     delivery_tag: h.delivery_tag,

@@ -57,8 +57,41 @@ pub fn properties_heap(p: &BasicProperties) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{ConnOut, ConnShared, Core, Limits, Message};
     use super::*;
     use amq_protocol::types::FieldArray;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
+
+    /// A no_ack consumer whose client reads nothing: what the core handed its writer stays
+    /// charged until written (here: until the queued items are dropped), so publishes are
+    /// refused at the limit instead of piling up in the writer's queue.
+    #[test]
+    fn messages_on_their_way_out_stay_charged_until_written() {
+        let mut core = Core::new(Limits { max_held_bytes: 10_000, ..Limits::default() });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        core.register_connection(1, ConnOut { tx, shared: Arc::new(ConnShared::default()) });
+        core.open_channel(1, 1).expect("room for a channel");
+        core.queue_declare(1, "q", false, false, false, false, &FieldTable::default()).expect("declared");
+        core.consume(1, 1, "q", "c", true, false).expect("consuming");
+        let msg = || Message::new("".into(), "q".into(), BasicProperties::default(), vec![0; 1000]);
+        let held = msg().held;
+        let mut taken = 0;
+        while core.publish(msg()).is_ok() {
+            taken += 1;
+            assert!(taken <= 10, "the limit admits at most 10");
+        }
+        assert_eq!(taken, 10_000 / held);
+        let mut queued = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            queued.push(out);
+        }
+        assert_eq!(queued.len(), taken, "all delivered, none written");
+        assert_eq!(core.held_bytes(), taken * held);
+        drop(queued); // written (or the connection gone): released
+        assert_eq!(core.held_bytes(), 0);
+        assert!(core.publish(msg()).is_ok(), "room again");
+    }
 
     #[test]
     fn an_array_of_voids_costs_its_parsed_size_not_its_wire_size() {

@@ -241,6 +241,8 @@ pub enum Out {
         redelivered: bool,
         msg: Arc<Message>,
         delivery_count: Option<u32>,
+        /// Set when no queue or channel holds the message any more (no_ack).
+        charge: Option<Unwritten>,
     },
     GetOk {
         channel: u16,
@@ -249,17 +251,42 @@ pub enum Out {
         message_count: u32,
         msg: Arc<Message>,
         delivery_count: Option<u32>,
+        charge: Option<Unwritten>,
     },
     /// basic.cancel from the server: the queue was deleted.
     Cancel { channel: u16, consumer_tag: ShortString },
     /// Any other frame, already built (boxed: it is much larger than the common Deliver).
     Frame(Box<amq_protocol::frame::AMQPFrame>),
     /// basic.return then the body (mandatory message that no queue took).
-    Return { channel: u16, msg: Arc<Message> },
+    Return { channel: u16, msg: Arc<Message>, charge: Unwritten },
     /// The writer's own heartbeat when the connection has been quiet.
     Heartbeat,
     /// Write everything queued so far, then close the socket.
     Shutdown,
+}
+
+/// A message on its way out that nothing else holds (a no_ack delivery, a get-ok without ack,
+/// a basic.return) stays charged to the held-bytes limit until the writer has encoded it: a
+/// client that does not read would otherwise hold up to a message and its delivery window per
+/// connection outside the limit. Released when dropped, written or not, without the core's lock
+/// (it may be dropped under it).
+#[derive(Debug)]
+pub struct Unwritten {
+    bytes: usize,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Unwritten {
+    pub fn new(bytes: usize, counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(bytes, Ordering::Relaxed);
+        Self { bytes, counter: Arc::clone(counter) }
+    }
+}
+
+impl Drop for Unwritten {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// What the core and the writer share about one connection.

@@ -65,6 +65,11 @@ pub(super) async fn write_loop(
                 break;
             }
             buf.clear();
+            // One large message grows the buffer to its size; idle connections should not
+            // keep that (1024 of them could hold 16 MiB each).
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
             last_write = Instant::now();
         }
         if pending > 0 {
@@ -102,7 +107,7 @@ impl Drop for WriterDone {
 fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
     match out {
         Out::Frame(f) => frames::write(&f, buf),
-        Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count } => {
+        Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count, .. } => {
             let m = basic::Deliver {
                 consumer_tag,
                 delivery_tag,
@@ -114,7 +119,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
             let props = counted.as_ref().unwrap_or(&msg.properties);
             frames::write_delivery(buf, channel, &m, props, &msg.body, frame_max)
         }
-        Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count } => {
+        Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count, .. } => {
             let m = basic::GetOk {
                 delivery_tag,
                 redelivered,
@@ -126,7 +131,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
             let props = counted.as_ref().unwrap_or(&msg.properties);
             frames::write_content(buf, channel, b(basic::AMQPMethod::GetOk(m)), props, &msg.body, frame_max)
         }
-        Out::Return { channel, msg } => {
+        Out::Return { channel, msg, .. } => {
             let m = basic::Return {
                 reply_code: 312,
                 reply_text: "NO_ROUTE".into(),
