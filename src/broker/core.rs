@@ -149,6 +149,11 @@ impl Core {
         Unwritten::new(bytes, &self.unwritten)
     }
 
+    /// The counter `Unwritten` charges go to, for writers to charge their encoded bytes.
+    pub fn unwritten_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unwritten)
+    }
+
     /// Counted when asked, a scan of at most `max_exchanges` exchanges (or `max_queues` queues
     /// below) per bind or consume: a running count could drift from what queue and exchange
     /// deletions and channel closes remove.

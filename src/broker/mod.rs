@@ -312,9 +312,9 @@ pub const HIGH_WATER: usize = 4 << 20;
 /// ...and resume once it is down to this.
 pub const LOW_WATER: usize = 1 << 20;
 /// The reader pauses while the client's unread replies exceed this...
-pub const REPLIES_HIGH: usize = 4 << 20;
+pub const REPLIES_HIGH: usize = 1 << 20;
 /// ...and reads again once they are down to this.
-pub const REPLIES_LOW: usize = 1 << 20;
+pub const REPLIES_LOW: usize = 256 << 10;
 
 #[derive(Debug, Clone)]
 pub struct ConnOut {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::connection::lock;
 use super::frames::{self, basic as b};
-use super::{ConnId, ConnShared, Core, LOW_WATER, Out, REPLIES_LOW};
+use super::{ConnId, ConnShared, Core, LOW_WATER, Out, REPLIES_LOW, Unwritten};
 
 /// Serialise what the core and the session send, in order, batching writes; send heartbeats
 /// when idle; tell the core when a backed-up writer has drained.
@@ -26,6 +26,7 @@ pub(super) async fn write_loop(
     id: ConnId,
 ) {
     let _done = WriterDone(Arc::clone(&shared));
+    let unwritten = lock(&core).unwritten_counter();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_write = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -61,6 +62,9 @@ pub(super) async fn write_loop(
             next = if buf.len() < 256 * 1024 { rx.try_recv().ok() } else { None };
         }
         if !buf.is_empty() {
+            // Encoded bytes are a copy of what they carry: charged to the held-bytes limit
+            // until written, since a client that stops reading keeps them here.
+            let _charge = Unwritten::new(buf.len(), &unwritten);
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
