@@ -821,15 +821,22 @@ impl Session<'_> {
             return self.refuse(ch, confirm, seq, e);
         }
         let mandatory = inc.mandatory;
-        let msg = Message::new(inc.exchange, inc.routing_key, inc.properties.unwrap_or_default(), inc.body);
+        // What its header charged is what it holds (`Message::held_for` its size, all of which
+        // came): its headers are not walked a second time.
+        let msg = Message {
+            exchange: inc.exchange,
+            routing_key: inc.routing_key,
+            properties: inc.properties.unwrap_or_default(),
+            body: inc.body,
+            held: inc.charged,
+        };
         // Kept for basic.return; cheap next to the body only when it is needed.
-        let returned = mandatory.then(|| {
-            Message::new(
-                msg.exchange.clone(),
-                msg.routing_key.clone(),
-                msg.properties.clone(),
-                msg.body.clone(),
-            )
+        let returned = mandatory.then(|| Message {
+            exchange: msg.exchange.clone(),
+            routing_key: msg.routing_key.clone(),
+            properties: msg.properties.clone(),
+            body: msg.body.clone(),
+            held: msg.held,
         });
         let routed = {
             let mut core = lock(&self.conn.core);
