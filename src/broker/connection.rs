@@ -51,8 +51,9 @@ struct Incoming {
     body: Vec<u8>,
     /// What its header charged to the core's held bytes (and to `Session::incoming`).
     charged: usize,
-    /// Refused by a memory limit when its header came: the body is read and dropped, then the
-    /// publish is nacked (under confirms) or closes the channel, like a full queue.
+    /// Refused by a memory limit when its header came, under confirms: the body is read and
+    /// dropped, then the publish is nacked in its turn. (Without confirms the channel closes
+    /// at the header.)
     refused: Option<AmqpError>,
     /// Body bytes read and dropped since it was refused.
     dropped: usize,
