@@ -165,6 +165,11 @@ impl Raw {
         let close =
             connection::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
         self.send(&[conn(connection::AMQPMethod::Close(close))]).await;
+        self.eof().await;
+    }
+
+    /// Wait for the broker to close the socket (it releases what the connection held first).
+    async fn eof(mut self) {
         let mut sink = Vec::new();
         let eof = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut sink)).await;
         assert!(eof.is_ok(), "the broker closes the socket after close-ok");
@@ -317,8 +322,9 @@ async fn queue_arguments_are_not_held() {
     broker.stop().await;
 }
 
-/// Channels are counted across connections: past the limit channel.open is refused with 406
-/// naming it, and closing one makes room.
+/// Channels are counted across connections: past the limit channel.open is refused with 530
+/// naming it (closing that connection, as RabbitMQ's channel_max does), and closing one makes
+/// room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_channels_are_capped_across_connections() {
     let _turn = TURN.lock().await;
@@ -330,21 +336,25 @@ async fn open_channels_are_capped_across_connections() {
     assert!(b.sync(1).await.is_empty());
     b.send(&[channel_open(2)]).await;
     match b.frame().await {
-        AMQPFrame::Method(2, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
-            assert_eq!(c.reply_code, 406);
+        AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
+            assert_eq!(c.reply_code, 530);
             assert_eq!(
                 c.reply_text.as_str(),
-                "PRECONDITION_FAILED - the embedded broker holds at most 3 open channels: close some first"
+                "NOT_ALLOWED - the embedded broker holds at most 3 open channels: close some first"
             );
         }
-        other => panic!("expected channel.close, got {other:?}"),
+        other => panic!("expected connection.close, got {other:?}"),
     }
-    b.send(&[chan(2, channel::AMQPMethod::CloseOk(channel::CloseOk {}))]).await;
+    b.send(&[conn(connection::AMQPMethod::CloseOk(connection::CloseOk {}))]).await;
+    b.eof().await;
     a.send(&[channel_close(1)]).await;
     assert!(matches!(
         a.frame().await,
         AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))
     ));
-    assert!(b.sync(3).await.is_empty(), "a closed channel makes room");
+    // b's channel went with b, a's first with its close: two free.
+    let mut c = Raw::login(broker.addr).await;
+    assert!(c.sync(1).await.is_empty(), "closed channels make room");
+    assert!(c.sync(2).await.is_empty(), "closed channels make room");
     broker.stop().await;
 }

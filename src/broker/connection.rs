@@ -498,16 +498,10 @@ impl Session<'_> {
                 10,
             ));
         }
-        let opened = lock(&self.conn.core).open_channel(self.conn.id, ch);
+        lock(&self.conn.core).open_channel(self.conn.id, ch).map_err(|e| End::Error(e, 20, 10))?;
         self.channels.insert(ch, ChannelState::default());
-        match opened {
-            Ok(()) => {
-                self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
-                Ok(())
-            }
-            // Refused as a channel error: the channel waits for close-ok like any closed one.
-            Err(e) => self.settle(ch, Err(e), 20, 10),
-        }
+        self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+        Ok(())
     }
 
     fn channel_method(&mut self, ch: u16, class: AMQPClass) -> Result<(), AmqpError> {

@@ -195,7 +195,16 @@ impl Core {
 
     pub fn open_channel(&mut self, conn: ConnId, ch: u16) -> Result<(), AmqpError> {
         if self.channels.len() >= self.limits.max_channels {
-            return Err(full(self.limits.max_channels, "open channels", "close some"));
+            // A connection error, as RabbitMQ's channel_max is: a channel error would leave the
+            // refused channel waiting for close-ok in the connection, state the cap would not
+            // count (a client could hold 2047 such per connection).
+            return Err(AmqpError::connection(
+                530,
+                format!(
+                    "NOT_ALLOWED - the embedded broker holds at most {} open channels: close some first",
+                    self.limits.max_channels
+                ),
+            ));
         }
         self.channels.insert((conn, ch), Chan::default());
         Ok(())
