@@ -49,7 +49,10 @@ struct Incoming {
     properties: Option<BasicProperties>,
     size: usize,
     body: Vec<u8>,
-    /// What its header charged to the core's held bytes (and to `Session::incoming`).
+    /// What it will hold once published (`Message::held_for` its announced size).
+    held: usize,
+    /// What its header charged to the core's held bytes (and to `Session::incoming`): `held`,
+    /// or 0 when its whole body had already been read with it (see `content_header`).
     charged: usize,
     /// Refused by a memory limit when its header came, under confirms: the body is read and
     /// dropped, then the publish is nacked in its turn. (Without confirms the channel closes
@@ -678,6 +681,7 @@ impl Session<'_> {
                         properties: None,
                         size: 0,
                         body: Vec::new(),
+                        held: 0,
                         charged: 0,
                         refused: None,
                         dropped: 0,
@@ -739,7 +743,18 @@ impl Session<'_> {
         // Charged at its announced size and its parsed properties before any body comes, so
         // that unfinished messages (a header, then silence) are bounded like whole ones.
         let charge = Message::held_for(&inc.exchange, &inc.routing_key, &properties, inc.size);
-        let refused = if self.incoming + charge > per_connection {
+        // The common case: the whole body came in the same read, in one frame, and is
+        // published next, before anything else is read; the core's check at publish is then
+        // enough, and its lock is taken once per message, not twice.
+        let rest = &self.buf[self.start..];
+        let body_read = size == 0
+            || (rest.len() > 7 + inc.size
+                && rest[0] == 3
+                && rest[1..3] == ch.to_be_bytes()
+                && rest[3..7] == (size as u32).to_be_bytes());
+        let refused = if body_read {
+            None
+        } else if self.incoming + charge > per_connection {
             Some(AmqpError::refused(format!(
                 "unfinished messages on this connection would hold more than {per_connection} bytes: \
                  finish publishing them first"
@@ -750,8 +765,11 @@ impl Session<'_> {
         match refused {
             None => {
                 inc.properties = Some(properties);
-                inc.charged = charge;
-                self.incoming += charge;
+                inc.held = charge;
+                if !body_read {
+                    inc.charged = charge;
+                    self.incoming += charge;
+                }
             }
             // Without confirms the channel closes now (406), and the body frames that follow
             // on it are ignored.
@@ -816,14 +834,14 @@ impl Session<'_> {
             return self.refuse(ch, confirm, seq, e);
         }
         let mandatory = inc.mandatory;
-        // What its header charged is what it holds (`Message::held_for` its size, all of which
-        // came): its headers are not walked a second time.
+        // Its held size was reckoned at its header (all of its announced size came): its
+        // headers are not walked a second time.
         let msg = Message {
             exchange: inc.exchange,
             routing_key: inc.routing_key,
             properties: inc.properties.unwrap_or_default(),
             body: inc.body,
-            held: inc.charged,
+            held: inc.held,
         };
         // Kept for basic.return; cheap next to the body only when it is needed.
         let returned = mandatory.then(|| Message {
