@@ -1600,7 +1600,7 @@ async fn a_client_that_does_not_read_its_replies_is_not_read_either() {
     raw.open_channel(1).await;
     let qos = encode(&[b(1, basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false }))]);
     let qos_ok = encode(&[b(1, basic::AMQPMethod::QosOk(basic::QosOk {}))]);
-    // Up to 6 million requests (114 MB): far more than the broker lets wait (about 10k replies)
+    // Up to 6 million requests (114 MB): far more than the broker lets wait (1 MiB of replies, a few thousand)
     // plus what the two sockets buffer (tens of MB at most). A write that cannot go on for half a
     // second means the broker stopped reading.
     let batch = qos.repeat(10_000);

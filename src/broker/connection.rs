@@ -49,6 +49,17 @@ struct Incoming {
     properties: Option<BasicProperties>,
     size: usize,
     body: Vec<u8>,
+    /// What it will hold once published (`Message::held_for` its announced size).
+    held: usize,
+    /// What its header charged to the core's held bytes (and to `Session::incoming`): `held`,
+    /// or 0 when its whole body had already been read with it (see `content_header`).
+    charged: usize,
+    /// Refused by a memory limit when its header came, under confirms: the body is read and
+    /// dropped, then the publish is nacked in its turn. (Without confirms the channel closes
+    /// at the header.)
+    refused: Option<AmqpError>,
+    /// Body bytes read and dropped since it was refused.
+    dropped: usize,
 }
 
 #[derive(Default)]
@@ -101,6 +112,7 @@ impl Connection {
             heartbeat: 0,
             channels: HashMap::new(),
             registered: false,
+            incoming: 0,
         };
         // A bug that panics in one connection must not leak its slot or its unacked messages:
         // the panic ends this session like an internal error, and the clean-up below still runs.
@@ -114,8 +126,13 @@ impl Connection {
             // Give the client a moment to answer close-ok; its other frames are ignored.
             let _ = tokio::time::timeout(Duration::from_secs(1), session.await_close_ok(&mut rd)).await;
         }
-        if session.registered {
-            lock(&self.core).drop_connection(self.id);
+        {
+            let mut core = lock(&self.core);
+            // Unfinished messages die with the connection: give back what their headers charged.
+            core.release(session.incoming);
+            if session.registered {
+                core.drop_connection(self.id);
+            }
         }
         out.send(Out::Shutdown);
         // A peer that stops reading must not keep the writer (and its socket) alive forever.
@@ -138,6 +155,8 @@ struct Session<'a> {
     heartbeat: u16,
     channels: HashMap<u16, ChannelState>,
     registered: bool,
+    /// Bytes charged for this connection's messages still arriving (`Incoming::charged`).
+    incoming: usize,
 }
 
 impl Session<'_> {
@@ -418,7 +437,10 @@ impl Session<'_> {
                 lock(&self.conn.core).close_channel(self.conn.id, ch);
                 if let Some(c) = self.channels.get_mut(&ch) {
                     c.closing = true;
-                    c.incoming = None;
+                    if let Some(inc) = c.incoming.take() {
+                        self.incoming -= inc.charged;
+                        lock(&self.conn.core).release(inc.charged);
+                    }
                 }
                 self.send_method(
                     ch,
@@ -479,7 +501,7 @@ impl Session<'_> {
                 10,
             ));
         }
-        lock(&self.conn.core).open_channel(self.conn.id, ch);
+        lock(&self.conn.core).open_channel(self.conn.id, ch).map_err(|e| End::Error(e, 20, 10))?;
         self.channels.insert(ch, ChannelState::default());
         self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
         Ok(())
@@ -659,6 +681,10 @@ impl Session<'_> {
                         properties: None,
                         size: 0,
                         body: Vec::new(),
+                        held: 0,
+                        charged: 0,
+                        refused: None,
+                        dropped: 0,
                     });
                 }
             }
@@ -692,7 +718,8 @@ impl Session<'_> {
     }
 
     fn content_header(&mut self, ch: u16, size: u64, properties: BasicProperties) -> Result<(), AmqpError> {
-        let max = self.conn.cfg.limits.max_message;
+        let limits = &self.conn.cfg.limits;
+        let (max, per_connection) = (limits.max_message, limits.max_incoming_per_connection);
         let Some(c) = self.channels.get_mut(&ch).filter(|c| !c.closing) else {
             return if self.channels.contains_key(&ch) {
                 Ok(())
@@ -712,10 +739,48 @@ impl Session<'_> {
                 format!("PRECONDITION_FAILED - message size {size} is larger than configured max size {max}"),
             ));
         }
-        inc.properties = Some(properties);
         inc.size = size as usize;
-        // Grow with the body frames, not by the header's word: a header may lie.
-        inc.body.reserve(size.min(u64::from(self.frame_max)) as usize);
+        // Charged at its announced size and its parsed properties before any body comes, so
+        // that unfinished messages (a header, then silence) are bounded like whole ones.
+        let charge = Message::held_for(&inc.exchange, &inc.routing_key, &properties, inc.size);
+        // The common case: the whole body came in the same read, in one frame, and is
+        // published next, before anything else is read; the core's check at publish is then
+        // enough, and its lock is taken once per message, not twice.
+        let rest = &self.buf[self.start..];
+        let body_read = size == 0
+            || (rest.len() > 7 + inc.size
+                && rest[0] == 3
+                && rest[1..3] == ch.to_be_bytes()
+                && rest[3..7] == (size as u32).to_be_bytes());
+        let refused = if body_read {
+            None
+        } else if self.incoming + charge > per_connection {
+            Some(AmqpError::refused(format!(
+                "unfinished messages on this connection would hold more than {per_connection} bytes: \
+                 finish publishing them first"
+            )))
+        } else {
+            lock(&self.conn.core).reserve(charge).err()
+        };
+        match refused {
+            None => {
+                inc.properties = Some(properties);
+                inc.held = charge;
+                if !body_read {
+                    inc.charged = charge;
+                    self.incoming += charge;
+                }
+            }
+            // Without confirms the channel closes now (406), and the body frames that follow
+            // on it are ignored.
+            Some(e) if !c.confirm => return Err(e),
+            // Under confirms it is nacked in its turn, once its body is read (and dropped: the
+            // properties too, which were not charged).
+            Some(e) => {
+                inc.properties = Some(BasicProperties::default());
+                inc.refused = Some(e);
+            }
+        }
         if size == 0 {
             return self.publish(ch);
         }
@@ -733,15 +798,23 @@ impl Session<'_> {
         let Some(inc) = c.incoming.as_mut().filter(|i| i.properties.is_some()) else {
             return Err(AmqpError::connection(505, "UNEXPECTED_FRAME - content body without header"));
         };
-        if inc.body.len() + data.len() > inc.size {
+        let received = inc.body.len() + inc.dropped;
+        if received + data.len() > inc.size {
             return Err(AmqpError::connection(501, "FRAME_ERROR - content body longer than its header said"));
         }
-        if inc.body.is_empty() && data.len() == inc.size {
+        if inc.refused.is_some() {
+            inc.dropped += data.len();
+        } else if inc.body.is_empty() && data.len() == inc.size {
             inc.body = data; // the common one-frame body: no copy
         } else {
+            // The whole announced size is charged already: allocate it once, exactly, rather
+            // than doubling (which could hold up to twice the size).
+            if inc.body.is_empty() {
+                inc.body.reserve_exact(inc.size);
+            }
             inc.body.extend_from_slice(&data);
         }
-        if inc.body.len() == inc.size {
+        if inc.body.len() + inc.dropped == inc.size {
             return self.publish(ch);
         }
         Ok(())
@@ -756,31 +829,43 @@ impl Session<'_> {
             c.publish_seq += 1;
         }
         let seq = c.publish_seq;
+        self.incoming -= inc.charged;
+        if let Some(e) = inc.refused {
+            return self.refuse(ch, confirm, seq, e);
+        }
         let mandatory = inc.mandatory;
-        let msg = Message::new(inc.exchange, inc.routing_key, inc.properties.unwrap_or_default(), inc.body);
+        // Its held size was reckoned at its header (all of its announced size came): its
+        // headers are not walked a second time.
+        let msg = Message {
+            exchange: inc.exchange,
+            routing_key: inc.routing_key,
+            properties: inc.properties.unwrap_or_default(),
+            body: inc.body,
+            held: inc.held,
+        };
         // Kept for basic.return; cheap next to the body only when it is needed.
-        let returned = mandatory.then(|| {
-            Message::new(
-                msg.exchange.clone(),
-                msg.routing_key.clone(),
-                msg.properties.clone(),
-                msg.body.clone(),
-            )
+        let returned = mandatory.then(|| Message {
+            exchange: msg.exchange.clone(),
+            routing_key: msg.routing_key.clone(),
+            properties: msg.properties.clone(),
+            body: msg.body.clone(),
+            held: msg.held,
         });
-        let routed = lock(&self.conn.core).publish(msg);
+        let routed = {
+            let mut core = lock(&self.conn.core);
+            // From here the message is charged as a message (if a queue takes it).
+            core.release(inc.charged);
+            core.publish(msg)
+        };
         match routed {
             Ok(true) => {}
             Ok(false) => {
                 if let Some(m) = returned {
-                    self.out.send(Out::Return { channel: ch, msg: Arc::new(m) });
+                    let charge = lock(&self.conn.core).unwritten(m.held);
+                    self.out.send(Out::Return { channel: ch, msg: Arc::new(m), charge });
                 }
             }
-            Err(e) if e.scope == Scope::Refused && confirm => {
-                let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
-                self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.refuse(ch, confirm, seq, e),
         }
         if confirm {
             self.send_method(
@@ -789,6 +874,19 @@ impl Session<'_> {
             );
         }
         Ok(())
+    }
+}
+
+impl Session<'_> {
+    /// A publish refused by a limit is nacked under confirms; any other error (or any refusal
+    /// without confirms) closes the channel or the connection.
+    fn refuse(&mut self, ch: u16, confirm: bool, seq: u64, e: AmqpError) -> Result<(), AmqpError> {
+        if e.scope == Scope::Refused && confirm {
+            let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
+            self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));
+            return Ok(());
+        }
+        Err(e)
     }
 }
 

@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use super::exchange::{Binding, Exchange, Kind};
 use super::queue::{Queue, QueueType, Ready};
-use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out};
+use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out, Unwritten};
 
 type ChanKey = (ConnId, u16);
 
@@ -94,8 +94,11 @@ pub struct Core {
     conns: HashMap<ConnId, ConnOut>,
     next_seq: u64,
     next_tag: u64,
-    /// Memory held by messages (`Message::held`): ready in queues plus delivered and unacked.
+    /// Memory held by messages (`Message::held`): ready in queues plus delivered and unacked,
+    /// and messages still arriving (`reserve`).
     held_bytes: usize,
+    /// Messages handed to writers that nothing else holds, until written (`Unwritten`).
+    unwritten: Arc<AtomicUsize>,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -128,6 +131,7 @@ impl Core {
             next_seq: 0,
             next_tag: 0,
             held_bytes: 0,
+            unwritten: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -135,8 +139,19 @@ impl Core {
         self.conns.len()
     }
 
+    /// All the held-bytes limit counts: messages held, arriving, and on their way out.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes
+        self.held_bytes + self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Charge a message on its way out that nothing else holds (see `Unwritten`).
+    pub fn unwritten(&self, bytes: usize) -> Unwritten {
+        Unwritten::new(bytes, &self.unwritten)
+    }
+
+    /// The counter `Unwritten` charges go to, for writers to charge their encoded bytes.
+    pub fn unwritten_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unwritten)
     }
 
     /// Counted when asked, a scan of at most `max_exchanges` exchanges (or `max_queues` queues
@@ -178,8 +193,37 @@ impl Core {
         self.channels.contains_key(&(conn, ch))
     }
 
-    pub fn open_channel(&mut self, conn: ConnId, ch: u16) {
+    pub fn open_channel(&mut self, conn: ConnId, ch: u16) -> Result<(), AmqpError> {
+        if self.channels.len() >= self.limits.max_channels {
+            // A connection error, as RabbitMQ's channel_max is: a channel error would leave the
+            // refused channel waiting for close-ok in the connection, state the cap would not
+            // count (a client could hold 2047 such per connection).
+            return Err(AmqpError::connection(
+                530,
+                format!(
+                    "NOT_ALLOWED - the embedded broker holds at most {} open channels: close some first",
+                    self.limits.max_channels
+                ),
+            ));
+        }
         self.channels.insert((conn, ch), Chan::default());
+        Ok(())
+    }
+
+    /// Charge a message still arriving (`Message::held_for` its announced size) to the
+    /// held-bytes limit, or refuse it as a full queue would.
+    pub fn reserve(&mut self, bytes: usize) -> Result<(), AmqpError> {
+        if self.held_bytes() + bytes > self.limits.max_held_bytes {
+            return Err(held_full(self.limits.max_held_bytes));
+        }
+        self.held_bytes += bytes;
+        Ok(())
+    }
+
+    /// Give back what `reserve` charged: the message was published (and is charged as such
+    /// from now on) or dropped unfinished.
+    pub fn release(&mut self, bytes: usize) {
+        self.held_bytes -= bytes;
     }
 
     /// Close a channel: cancel its consumers and requeue its unacked deliveries in order.
@@ -343,7 +387,7 @@ impl Core {
                         return Err(inequivalent("queue", &name, arg, want, have));
                     }
                 }
-                check_equivalent_args(&name, &q.arguments, arguments)?;
+                check_equivalent_args(&name, q.kind, arguments)?;
             }
             return Ok((name, q.ready.len() as u32, q.consumer_count() as u32));
         }
@@ -371,7 +415,7 @@ impl Core {
             return Err(full(self.limits.max_queues, "queues", "delete some"));
         }
         let owner = exclusive.then_some(conn);
-        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, arguments.clone(), kind));
+        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, kind));
         Ok((name, 0, 0))
     }
 
@@ -562,12 +606,8 @@ impl Core {
     /// names), unless that would pass the limit on held bytes.
     fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
         let size = msg.held * targets.map_or(1, <[String]>::len);
-        if self.held_bytes + size > self.limits.max_held_bytes {
-            return Err(AmqpError::refused(format!(
-                // In bytes: a limit under 1 MiB read "at most 0 MiB".
-                "the embedded broker holds at most {} bytes of messages and is full: consume or purge first",
-                self.limits.max_held_bytes
-            )));
+        if self.held_bytes() + size > self.limits.max_held_bytes {
+            return Err(held_full(self.limits.max_held_bytes));
         }
         let msg = Arc::new(msg);
         match targets {
@@ -599,10 +639,12 @@ impl Core {
         let message_count = q.ready.len() as u32;
         let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
         let h = chan.hand_out(queue, r, quorum, no_ack, None);
-        if no_ack {
+        let charge = no_ack.then(|| {
             self.held_bytes -= h.msg.held;
-        }
+            Unwritten::new(h.msg.held, &self.unwritten)
+        });
         Ok(Some(Out::GetOk {
+            charge,
             channel: ch,
             delivery_tag: h.delivery_tag,
             redelivered: h.redelivered,
@@ -733,7 +775,7 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, .. } = self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind == QueueType::Quorum;
         while !q.ready.is_empty() {
@@ -750,11 +792,13 @@ impl Core {
                 c.unacked += 1;
             }
             let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
-            if no_ack {
+            let charge = no_ack.then(|| {
                 *held_bytes -= h.msg.held;
-            }
+                Unwritten::new(h.msg.held, unwritten)
+            });
             if let Some(out) = conns.get(&key.conn) {
                 out.send(Out::Deliver {
+                    charge,
                     channel: key.channel,
                     consumer_tag: key.tag.clone(),
                     delivery_tag: h.delivery_tag,
@@ -781,6 +825,14 @@ fn can_take(channels: &HashMap<ChanKey, Chan>, conns: &HashMap<ConnId, ConnOut>,
     }
     (c.prefetch == 0 || c.unacked < u32::from(c.prefetch))
         && (chan.qos_global == 0 || chan.unacked.len() < usize::from(chan.qos_global))
+}
+
+/// The held-bytes limit reached: a publish refused (nacked under confirms).
+fn held_full(max: usize) -> AmqpError {
+    AmqpError::refused(format!(
+        // In bytes: a limit under 1 MiB read "at most 0 MiB".
+        "the embedded broker holds at most {max} bytes of messages and is full: consume or purge first"
+    ))
 }
 
 /// A count limit reached: a channel error that says what to do, like the held-bytes limit.
@@ -841,24 +893,23 @@ fn queue_type(args: &FieldTable) -> Result<QueueType, AmqpError> {
     }
 }
 
-/// RabbitMQ checks the x-arguments it knows for equivalence on redeclare.
-fn check_equivalent_args(name: &str, have: &FieldTable, want: &FieldTable) -> Result<(), AmqpError> {
-    let get = |t: &FieldTable| -> String {
-        match t.inner().get("x-queue-type") {
-            Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            Some(v) => format!("{v:?}"),
-            None => "classic".into(),
-        }
+/// RabbitMQ checks the x-arguments it knows for equivalence on redeclare. Only the type is
+/// kept of a queue's arguments (the others are refused at declare): a client's argument
+/// table would otherwise be memory held for it and charged nowhere.
+fn check_equivalent_args(name: &str, have: QueueType, want: &FieldTable) -> Result<(), AmqpError> {
+    let wanted = match want.inner().get("x-queue-type") {
+        // A redeclare without x-queue-type matches any type, as in RabbitMQ.
+        None => return Ok(()),
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Some(v) => format!("{v:?}"),
     };
-    // A redeclare without x-queue-type matches any type, as in RabbitMQ.
-    if want.inner().contains_key("x-queue-type") && get(have) != get(want) {
+    if wanted != have.name() {
         return Err(err(
             406,
             format!(
                 "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{name}' in vhost '/': \
-                 received '{}' but current is '{}'",
-                get(want),
-                get(have)
+                 received '{wanted}' but current is '{}'",
+                have.name()
             ),
         ));
     }

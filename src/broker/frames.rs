@@ -7,7 +7,6 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame,
 use amq_protocol::protocol::basic::gen_properties;
 use amq_protocol::protocol::parse_class;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
-use amq_protocol::types::generation::gen_field_table;
 
 use super::{AmqpError, Message};
 
@@ -214,27 +213,6 @@ pub fn write(frame: &AMQPFrame, buf: Vec<u8>) -> Vec<u8> {
         // Generation only fails on an impossible write to a Vec; keep the stream intact.
         Err(_) => Vec::with_capacity(fallback_len),
     }
-}
-
-/// Heap bytes a message's properties hold: their strings and, encoded, their headers table.
-pub fn properties_heap_size(p: &BasicProperties) -> usize {
-    let strings = [
-        p.content_type(),
-        p.content_encoding(),
-        p.correlation_id(),
-        p.reply_to(),
-        p.expiration(),
-        p.message_id(),
-        p.kind(),
-        p.user_id(),
-        p.app_id(),
-        p.cluster_id(),
-    ];
-    let headers = p
-        .headers()
-        .as_ref()
-        .map_or(0, |t| gen_field_table(t)(WriteContext::from(Vec::new())).map_or(0, |ctx| ctx.write.len()));
-    strings.iter().map(|s| s.as_ref().map_or(0, |s| s.as_str().len())).sum::<usize>() + headers
 }
 
 pub fn method(channel: u16, class: AMQPClass) -> AMQPFrame {

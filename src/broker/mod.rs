@@ -15,6 +15,7 @@ mod core;
 mod exchange;
 pub mod fds;
 mod frames;
+mod memory;
 mod queue;
 mod writer;
 
@@ -40,9 +41,15 @@ pub struct Limits {
     pub channel_max: u16,
     pub frame_max: u32,
     pub max_message: usize,
-    /// Memory held by messages (ready + unacked) across all queues: bodies plus a few hundred
-    /// bytes of bookkeeping each (see `Message::held`).
+    /// Memory held for clients across the broker: messages ready and unacked, and messages
+    /// still arriving (charged at their announced size when their header comes), each with its
+    /// bookkeeping and its properties at their parsed size (see `Message::held`).
     pub max_held_bytes: usize,
+    /// Of those, what one connection may hold in messages still arriving: without it, one
+    /// client's unfinished publishes could take the whole budget from the others.
+    pub max_incoming_per_connection: usize,
+    /// Open channels across all connections (each costs its state in the core and the reader).
+    pub max_channels: usize,
     pub max_queues: usize,
     /// Exchanges a client may declare, on top of the built-in ones.
     pub max_exchanges: usize,
@@ -65,6 +72,8 @@ impl Default for Limits {
             frame_max: 131_072,
             max_message: 16 << 20,
             max_held_bytes: 512 << 20,
+            max_incoming_per_connection: 64 << 20,
+            max_channels: 65_536,
             max_queues: 10_000,
             max_exchanges: 10_000,
             max_bindings: 100_000,
@@ -189,12 +198,23 @@ impl Message {
         properties: BasicProperties,
         body: Vec<u8>,
     ) -> Self {
-        let held = MESSAGE_OVERHEAD
-            + body.len()
+        let held = Self::held_for(&exchange, &routing_key, &properties, body.len());
+        Self { exchange, routing_key, properties, body, held }
+    }
+
+    /// What a message with this body size will hold: charged when its content header arrives,
+    /// before the body does, so that unfinished messages are bounded too.
+    pub fn held_for(
+        exchange: &ShortString,
+        routing_key: &ShortString,
+        properties: &BasicProperties,
+        body_size: usize,
+    ) -> usize {
+        MESSAGE_OVERHEAD
+            + body_size
             + exchange.as_str().len()
             + routing_key.as_str().len()
-            + frames::properties_heap_size(&properties);
-        Self { exchange, routing_key, properties, body, held }
+            + memory::properties_heap(properties)
     }
 }
 
@@ -208,6 +228,8 @@ pub enum Out {
         redelivered: bool,
         msg: Arc<Message>,
         delivery_count: Option<u32>,
+        /// Set when no queue or channel holds the message any more (no_ack).
+        charge: Option<Unwritten>,
     },
     GetOk {
         channel: u16,
@@ -216,17 +238,42 @@ pub enum Out {
         message_count: u32,
         msg: Arc<Message>,
         delivery_count: Option<u32>,
+        charge: Option<Unwritten>,
     },
     /// basic.cancel from the server: the queue was deleted.
     Cancel { channel: u16, consumer_tag: ShortString },
     /// Any other frame, already built (boxed: it is much larger than the common Deliver).
     Frame(Box<amq_protocol::frame::AMQPFrame>),
     /// basic.return then the body (mandatory message that no queue took).
-    Return { channel: u16, msg: Arc<Message> },
+    Return { channel: u16, msg: Arc<Message>, charge: Unwritten },
     /// The writer's own heartbeat when the connection has been quiet.
     Heartbeat,
     /// Write everything queued so far, then close the socket.
     Shutdown,
+}
+
+/// A message on its way out that nothing else holds (a no_ack delivery, a get-ok without ack,
+/// a basic.return) stays charged to the held-bytes limit until the writer has encoded it: a
+/// client that does not read would otherwise hold up to a message and its delivery window per
+/// connection outside the limit. Released when dropped, written or not, without the core's lock
+/// (it may be dropped under it).
+#[derive(Debug)]
+pub struct Unwritten {
+    bytes: usize,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Unwritten {
+    pub fn new(bytes: usize, counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(bytes, Ordering::Relaxed);
+        Self { bytes, counter: Arc::clone(counter) }
+    }
+}
+
+impl Drop for Unwritten {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// What the core and the writer share about one connection.
@@ -252,9 +299,9 @@ pub const HIGH_WATER: usize = 4 << 20;
 /// ...and resume once it is down to this.
 pub const LOW_WATER: usize = 1 << 20;
 /// The reader pauses while the client's unread replies exceed this...
-pub const REPLIES_HIGH: usize = 4 << 20;
+pub const REPLIES_HIGH: usize = 1 << 20;
 /// ...and reads again once they are down to this.
-pub const REPLIES_LOW: usize = 1 << 20;
+pub const REPLIES_LOW: usize = 256 << 10;
 
 #[derive(Debug, Clone)]
 pub struct ConnOut {

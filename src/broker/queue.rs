@@ -6,8 +6,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use amq_protocol::types::FieldTable;
-
 use super::{ConnId, ConsumerKey, Message};
 
 /// `x-queue-type`: both dispatch the same way; quorum adds `x-delivery-count`.
@@ -15,6 +13,16 @@ use super::{ConnId, ConsumerKey, Message};
 pub enum QueueType {
     Classic,
     Quorum,
+}
+
+impl QueueType {
+    /// As `x-queue-type` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
 }
 
 /// A ready message. `seq` is its place in publish order, kept so that a requeued message goes
@@ -33,7 +41,6 @@ pub struct Queue {
     pub durable: bool,
     pub exclusive_owner: Option<ConnId>,
     pub auto_delete: bool,
-    pub arguments: FieldTable,
     pub kind: QueueType,
     pub ready: VecDeque<Ready>,
     pub ready_bytes: usize,
@@ -48,18 +55,11 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(
-        durable: bool,
-        exclusive_owner: Option<ConnId>,
-        auto_delete: bool,
-        arguments: FieldTable,
-        kind: QueueType,
-    ) -> Self {
+    pub fn new(durable: bool, exclusive_owner: Option<ConnId>, auto_delete: bool, kind: QueueType) -> Self {
         Self {
             durable,
             exclusive_owner,
             auto_delete,
-            arguments,
             kind,
             ready: VecDeque::new(),
             ready_bytes: 0,
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn requeued_messages_go_back_to_their_place() {
-        let mut q = Queue::new(false, None, false, FieldTable::default(), QueueType::Classic);
+        let mut q = Queue::new(false, None, false, QueueType::Classic);
         for seq in [1, 2, 3, 4] {
             q.push(msg(seq));
         }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::connection::lock;
 use super::frames::{self, basic as b};
-use super::{ConnId, ConnShared, Core, LOW_WATER, Out, REPLIES_LOW};
+use super::{ConnId, ConnShared, Core, LOW_WATER, Out, REPLIES_LOW, Unwritten};
 
 /// Serialise what the core and the session send, in order, batching writes; send heartbeats
 /// when idle; tell the core when a backed-up writer has drained.
@@ -26,6 +26,7 @@ pub(super) async fn write_loop(
     id: ConnId,
 ) {
     let _done = WriterDone(Arc::clone(&shared));
+    let unwritten = lock(&core).unwritten_counter();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_write = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -61,10 +62,18 @@ pub(super) async fn write_loop(
             next = if buf.len() < 256 * 1024 { rx.try_recv().ok() } else { None };
         }
         if !buf.is_empty() {
+            // Encoded bytes are a copy of what they carry: charged to the held-bytes limit
+            // until written, since a client that stops reading keeps them here.
+            let _charge = Unwritten::new(buf.len(), &unwritten);
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
             buf.clear();
+            // One large message grows the buffer to its size; idle connections should not
+            // keep that (1024 of them could hold 16 MiB each).
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
             last_write = Instant::now();
         }
         if pending > 0 {
@@ -102,7 +111,7 @@ impl Drop for WriterDone {
 fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
     match out {
         Out::Frame(f) => frames::write(&f, buf),
-        Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count } => {
+        Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count, .. } => {
             let m = basic::Deliver {
                 consumer_tag,
                 delivery_tag,
@@ -114,7 +123,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
             let props = counted.as_ref().unwrap_or(&msg.properties);
             frames::write_delivery(buf, channel, &m, props, &msg.body, frame_max)
         }
-        Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count } => {
+        Out::GetOk { channel, delivery_tag, redelivered, message_count, msg, delivery_count, .. } => {
             let m = basic::GetOk {
                 delivery_tag,
                 redelivered,
@@ -126,7 +135,7 @@ fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
             let props = counted.as_ref().unwrap_or(&msg.properties);
             frames::write_content(buf, channel, b(basic::AMQPMethod::GetOk(m)), props, &msg.body, frame_max)
         }
-        Out::Return { channel, msg } => {
+        Out::Return { channel, msg, .. } => {
             let m = basic::Return {
                 reply_code: 312,
                 reply_text: "NO_ROUTE".into(),
