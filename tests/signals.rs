@@ -327,7 +327,12 @@ fn sighup_and_sigquit_stop_warren_broker_cleanly() {
             .spawn()
             .expect("warren broker starts");
         let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = lines.next().expect("a line").expect("utf-8");
+        // Lines before it (how many connections fit) are information only.
+        let first = lines
+            .by_ref()
+            .map(|l| l.expect("utf-8"))
+            .find(|l| l.starts_with("warren broker listening on"))
+            .expect("the listening line");
         assert!(first.starts_with("warren broker listening on 127.0.0.1:"), "{first}");
         // SAFETY: kill with our own child's pid and a valid signal number.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
@@ -351,7 +356,11 @@ fn the_terminal_is_restored_before_closing_and_a_second_signal_ends_at_once() {
         .spawn()
         .expect("warren broker starts");
     let mut lines = std::io::BufReader::new(broker.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("utf-8");
+    let first = lines
+        .by_ref()
+        .map(|l| l.expect("utf-8"))
+        .find(|l| l.starts_with("warren broker listening on"))
+        .expect("the listening line");
     let addr = first.split_whitespace().nth(4).expect("listening on ADDR").to_string();
     let url = format!("amqp://guest:guest@{addr}/%2f");
     let mut pty = InPty::spawn(&["--url", &url, "--transient", "--queue", "warren.test.signals.frozen"]);
