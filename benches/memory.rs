@@ -130,8 +130,9 @@ fn child(spec: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let base = rss_kib("/proc/self/status");
     let (idle, burst, peak) = rt.block_on(async {
-        let queue = format!("warren.bench.memory.{}", std::process::id());
-        let argv = ["warren", "--url", url, "--queue", &queue, "--transient", "--consumers", consumers];
+        // One name for every run: warren purges it at start, so nothing piles up on RabbitMQ.
+        let queue = "warren.bench.memory";
+        let argv = ["warren", "--url", url, "--queue", queue, "--transient", "--consumers", consumers];
         let cfg = Cli::try_parse_from(argv.into_iter().chain(["--delay", "0ms"]))
             .expect("flags parse")
             .into_config()
