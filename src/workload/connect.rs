@@ -11,10 +11,11 @@ use crate::app::BrokerInfo;
 /// How long the first look at the broker may take before warren gives up on it.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connect with a name that shows in RabbitMQ's management UI.
+/// Connect with a name that shows in RabbitMQ's management UI, and small frames (see
+/// [`super::frame_size`]): lapin's buffers then cost 256 KiB a connection, not 8 MiB.
 pub async fn open(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect_uri(uri.clone(), props).await
+    Connection::connect_uri(super::frame_size::with_small_frames(uri), props).await
 }
 
 /// Probe the broker, then connect: errors come back as a user-facing sentence.

@@ -3,6 +3,7 @@
 
 pub mod connect;
 mod consumer;
+pub mod frame_size;
 pub mod probe;
 mod producer;
 
