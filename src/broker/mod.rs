@@ -13,6 +13,9 @@ mod connection;
 mod core;
 mod exchange;
 mod frames;
+/// For the fuzz targets in fuzz/ and their regression tests only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod queue;
 mod writer;
 
