@@ -3,7 +3,7 @@
 //! the right reply code or closes that connection, and never panics, hangs, or disturbs the
 //! others.
 //!
-//! `frames::parse` is private, so the fuzzing goes over the wire: three proptest properties
+//! Over the wire: three proptest properties
 //! (random bytes and frame-shaped junk in place of the handshake or after it; soups of valid
 //! frames in any order; random mutations of a valid session), then table-driven cases that pin
 //! each reply code. For longer fuzzing runs see fuzz/README.md:

@@ -943,6 +943,69 @@ fn short(text: &str) -> ShortString {
     text[..end].into()
 }
 
+/// Feed `input` to a session whose handshake is done (channel_max and `frame_max` as
+/// negotiated), frame by frame as the reader would, with `core` behind it; the writer's queue is
+/// handed back unwritten. For the fuzz targets in fuzz/, which reach the frame handling without
+/// a socket. Returns the code of the connection.close the session ended with, if any.
+pub(super) fn replay(
+    core: &Arc<Mutex<Core>>,
+    cfg: &Arc<BrokerConfig>,
+    id: ConnId,
+    frame_max: u32,
+    input: &[u8],
+) -> (Option<u16>, mpsc::UnboundedReceiver<Out>) {
+    let conn = Connection::new(
+        id,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Arc::clone(core),
+        Arc::clone(cfg),
+        CancellationToken::new(),
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let out = ConnOut { tx, shared: Arc::new(ConnShared::default()) };
+    out.shared.frame_max.store(frame_max, Ordering::Relaxed);
+    lock(core).register_connection(id, out.clone());
+    let mut session = Session {
+        conn: &conn,
+        out,
+        buf: Vec::new(),
+        start: 0,
+        frame_max,
+        channel_max: cfg.limits.channel_max,
+        heartbeat: 0,
+        channels: HashMap::new(),
+        registered: true,
+        incoming: 0,
+    };
+    let mut at = 0;
+    let end = loop {
+        match frames::parse(&input[at..], frame_max) {
+            Parsed::Frame(f, used) => {
+                at += used;
+                if let Err(end) = session.handle(f) {
+                    break end;
+                }
+            }
+            Parsed::Bad(e) => break End::Error(e, 0, 0),
+            Parsed::Incomplete => break End::Quiet,
+        }
+    };
+    let code = match end {
+        End::Error(e, class_id, method_id) => {
+            session.send_method(0, connection_close(&e, class_id, method_id));
+            Some(e.code)
+        }
+        End::Quiet => None,
+    };
+    {
+        // As when a real connection ends: unfinished messages give back what they charged.
+        let mut core = lock(core);
+        core.release(session.incoming);
+        core.drop_connection(id);
+    }
+    (code, rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::REPLIES_LOW;

@@ -15,6 +15,9 @@ mod core;
 mod exchange;
 pub mod fds;
 mod frames;
+/// For the fuzz targets in fuzz/ and their regression tests only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod memory;
 mod queue;
 mod writer;

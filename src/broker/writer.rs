@@ -108,7 +108,7 @@ impl Drop for WriterDone {
     }
 }
 
-fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
+pub(super) fn encode(out: Out, buf: Vec<u8>, frame_max: u32) -> Vec<u8> {
     match out {
         Out::Frame(f) => frames::write(&f, buf),
         Out::Deliver { channel, consumer_tag, delivery_tag, redelivered, msg, delivery_count, .. } => {
