@@ -23,7 +23,6 @@
 //! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
 //! name (e.g. "prefetch 1,prefetch 1 *").
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,13 +114,8 @@ fn start_null_broker() -> (Embedded, Broker) {
 /// Start a broker that prints its URL on its first line.
 fn start(mut cmd: Command) -> (Embedded, Broker) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start the broker");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("broker says where");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("amqp://"))
-        .unwrap_or_else(|| panic!("no URL in the broker's output: {line}"))
-        .to_string();
+    // The reader ends with this function; the broker keeps writing to a closed pipe harmlessly.
+    let url = common::broker_url(child.stdout.take().expect("piped"));
     let pid = child.id();
     (Embedded(child), Broker { url, pid: Some(pid) })
 }

@@ -15,7 +15,8 @@
 //! zeros, so 8 MiB per connection are resident at once. (A frame_max given up front is
 //! allocated zeroed by the allocator and only becomes resident as it is used.)
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -99,13 +100,8 @@ fn start_broker() -> (Broker, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start warren broker");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("broker says where");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("amqp://"))
-        .unwrap_or_else(|| panic!("no URL in the broker's output: {line}"))
-        .to_string();
+    // The reader ends with this function; the broker keeps writing to a closed pipe harmlessly.
+    let url = common::broker_url(child.stdout.take().expect("piped"));
     (Broker(child), url)
 }
 
