@@ -9,16 +9,14 @@
 //! each reply code. For longer fuzzing runs see fuzz/README.md:
 //! `PROPTEST_CASES=100000 cargo test --release --test broker_hostile fuzz_`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::{
-    AMQPContentHeader, AMQPFrame, ProtocolVersion, WriteContext, gen_frame, parse_frame,
-};
-use amq_protocol::protocol::{
-    AMQPClass, BasicProperties, basic, channel, confirm, connection, exchange, queue, tx,
-};
+use amq_protocol::frame::{AMQPFrame, ProtocolVersion, parse_frame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection, exchange, queue, tx};
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use proptest::collection::vec;
@@ -31,7 +29,6 @@ use tokio::net::TcpStream;
 use warren::broker::{self, BrokerConfig, Limits, Message, RunningBroker};
 use warren::workload::connect::{reply_code, reply_text};
 
-const HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// How long a hostile connection may take to be answered or closed.
 const WAIT: Duration = Duration::from_secs(5);
 /// One fuzz case (hostile connection plus a fresh healthy round trip); a hang fails the case.
@@ -82,151 +79,9 @@ async fn start(limits: Limits) -> RunningBroker {
     broker::start(cfg).await.expect("the embedded broker starts")
 }
 
-// ---- frames ----
+// ---- frames: see tests/common/frames.rs ----
 
-fn encode(frames: &[AMQPFrame]) -> Vec<u8> {
-    frames
-        .iter()
-        .fold(Vec::new(), |buf, f| gen_frame(f)(WriteContext::from(buf)).expect("frame encodes").write)
-}
-
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-fn conn(m: connection::AMQPMethod) -> AMQPFrame {
-    AMQPFrame::Method(0, AMQPClass::Connection(m))
-}
-
-fn start_ok_with(mechanism: &str, response: &str) -> AMQPFrame {
-    conn(connection::AMQPMethod::StartOk(connection::StartOk {
-        client_properties: FieldTable::default(),
-        mechanism: mechanism.into(),
-        response: response.into(),
-        locale: "en_US".into(),
-    }))
-}
-
-fn start_ok(user: &str, password: &str) -> AMQPFrame {
-    start_ok_with("PLAIN", &format!("\0{user}\0{password}"))
-}
-
-fn tune_ok(frame_max: u32, heartbeat: u16) -> AMQPFrame {
-    conn(connection::AMQPMethod::TuneOk(connection::TuneOk { channel_max: 0, frame_max, heartbeat }))
-}
-
-fn open(vhost: &str) -> AMQPFrame {
-    conn(connection::AMQPMethod::Open(connection::Open { virtual_host: vhost.into() }))
-}
-
-fn close_ok() -> AMQPFrame {
-    conn(connection::AMQPMethod::CloseOk(connection::CloseOk {}))
-}
-
-fn conn_close() -> AMQPFrame {
-    conn(connection::AMQPMethod::Close(connection::Close {
-        reply_code: 200,
-        reply_text: "bye".into(),
-        class_id: 0,
-        method_id: 0,
-    }))
-}
-
-fn chan(ch: u16, m: channel::AMQPMethod) -> AMQPFrame {
-    AMQPFrame::Method(ch, AMQPClass::Channel(m))
-}
-
-fn channel_open(ch: u16) -> AMQPFrame {
-    chan(ch, channel::AMQPMethod::Open(channel::Open {}))
-}
-
-fn channel_close(ch: u16) -> AMQPFrame {
-    chan(
-        ch,
-        channel::AMQPMethod::Close(channel::Close {
-            reply_code: 200,
-            reply_text: "bye".into(),
-            class_id: 0,
-            method_id: 0,
-        }),
-    )
-}
-
-fn b(ch: u16, m: basic::AMQPMethod) -> AMQPFrame {
-    AMQPFrame::Method(ch, AMQPClass::Basic(m))
-}
-
-fn declare_with(ch: u16, name: &str, exclusive: bool, auto_delete: bool) -> AMQPFrame {
-    AMQPFrame::Method(
-        ch,
-        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: name.into(),
-            passive: false,
-            durable: false,
-            exclusive,
-            auto_delete,
-            nowait: false,
-            arguments: FieldTable::default(),
-        })),
-    )
-}
-
-fn declare(ch: u16, name: &str) -> AMQPFrame {
-    declare_with(ch, name, false, false)
-}
-
-fn confirm_select(ch: u16) -> AMQPFrame {
-    AMQPFrame::Method(ch, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false })))
-}
-
-fn publish_with(ch: u16, exchange: &str, key: &str, mandatory: bool, immediate: bool) -> AMQPFrame {
-    b(
-        ch,
-        basic::AMQPMethod::Publish(basic::Publish {
-            exchange: exchange.into(),
-            routing_key: key.into(),
-            mandatory,
-            immediate,
-        }),
-    )
-}
-
-fn publish(ch: u16, key: &str) -> AMQPFrame {
-    publish_with(ch, "", key, false, false)
-}
-
-fn header_with(ch: u16, body_size: u64, properties: BasicProperties) -> AMQPFrame {
-    AMQPFrame::Header(ch, AMQPContentHeader { class_id: 60, body_size, properties })
-}
-
-fn header(ch: u16, body_size: u64) -> AMQPFrame {
-    header_with(ch, body_size, BasicProperties::default())
-}
-
-fn body(ch: u16, data: &[u8]) -> AMQPFrame {
-    AMQPFrame::Body(ch, data.to_vec())
-}
-
-fn get(ch: u16, queue: &str) -> AMQPFrame {
-    b(ch, basic::AMQPMethod::Get(basic::Get { queue: queue.into(), no_ack: true }))
-}
-
-/// Protocol header and the whole handshake as guest, pipelined (the broker reads them in order).
-fn login() -> Vec<u8> {
-    cat(&[HEADER, &encode(&[start_ok("guest", "guest"), tune_ok(131_072, 0), open("/")])])
-}
-
-/// Length of the first frame in `buf`, if all of it is there.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    if buf.first() == Some(&b'A') {
-        return (buf.len() >= 8).then_some(8);
-    }
-    if buf.len() < 7 {
-        return None;
-    }
-    let n = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize + 8;
-    (buf.len() >= n).then_some(n)
-}
+use common::frames::*;
 
 /// One whole frame from the broker, which must parse exactly.
 fn parse_whole(bytes: &[u8]) -> Result<AMQPFrame, String> {

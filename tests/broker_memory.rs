@@ -5,12 +5,18 @@
 //! memory grew by no more than the limit allows (plus a fixed slack for buffers and the
 //! allocator). The tests share one process, so they take turns: resident memory is per process.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame, parse_frame};
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, connection, queue};
+use amq_protocol::frame::{AMQPFrame, parse_frame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection, queue};
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
+use common::frames::{
+    chan, channel_close, channel_open, close_ok, confirm_select, conn_close, declare_args, encode, frame_len,
+    header_with, login, publish,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -38,58 +44,6 @@ async fn start(limits: Limits) -> RunningBroker {
     broker::start(cfg).await.expect("the embedded broker starts")
 }
 
-fn encode(frames: &[AMQPFrame]) -> Vec<u8> {
-    frames
-        .iter()
-        .fold(Vec::new(), |buf, f| gen_frame(f)(WriteContext::from(buf)).expect("frame encodes").write)
-}
-
-fn conn(m: connection::AMQPMethod) -> AMQPFrame {
-    AMQPFrame::Method(0, AMQPClass::Connection(m))
-}
-
-fn chan(ch: u16, m: channel::AMQPMethod) -> AMQPFrame {
-    AMQPFrame::Method(ch, AMQPClass::Channel(m))
-}
-
-fn channel_open(ch: u16) -> AMQPFrame {
-    chan(ch, channel::AMQPMethod::Open(channel::Open {}))
-}
-
-fn channel_close(ch: u16) -> AMQPFrame {
-    let close = channel::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
-    chan(ch, channel::AMQPMethod::Close(close))
-}
-
-fn declare(ch: u16, name: &str, arguments: FieldTable) -> AMQPFrame {
-    AMQPFrame::Method(
-        ch,
-        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: name.into(),
-            passive: false,
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            nowait: false,
-            arguments,
-        })),
-    )
-}
-
-fn confirm_select(ch: u16) -> AMQPFrame {
-    AMQPFrame::Method(ch, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false })))
-}
-
-fn publish(ch: u16, key: &str) -> AMQPFrame {
-    let p =
-        basic::Publish { exchange: "".into(), routing_key: key.into(), mandatory: false, immediate: false };
-    AMQPFrame::Method(ch, AMQPClass::Basic(basic::AMQPMethod::Publish(p)))
-}
-
-fn header(ch: u16, body_size: u64, properties: BasicProperties) -> AMQPFrame {
-    AMQPFrame::Header(ch, AMQPContentHeader { class_id: 60, body_size, properties })
-}
-
 /// Body frames carrying `len` bytes.
 fn bodies(ch: u16, len: usize) -> Vec<AMQPFrame> {
     let chunk = vec![b'm'; CHUNK];
@@ -112,21 +66,7 @@ impl Raw {
     async fn login(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect to the broker");
         let mut raw = Self { stream, buf: Vec::new() };
-        let start_ok = connection::StartOk {
-            client_properties: FieldTable::default(),
-            mechanism: "PLAIN".into(),
-            response: "\0guest\0guest".into(),
-            locale: "en_US".into(),
-        };
-        let tune_ok = connection::TuneOk { channel_max: 0, frame_max: 131_072, heartbeat: 0 };
-        let open = connection::Open { virtual_host: "/".into() };
-        let mut hello = b"AMQP\x00\x00\x09\x01".to_vec();
-        hello.extend(encode(&[
-            conn(connection::AMQPMethod::StartOk(start_ok)),
-            conn(connection::AMQPMethod::TuneOk(tune_ok)),
-            conn(connection::AMQPMethod::Open(open)),
-        ]));
-        raw.stream.write_all(&hello).await.expect("send the handshake");
+        raw.stream.write_all(&login()).await.expect("send the handshake");
         for _ in 0..3 {
             raw.frame().await; // start, tune, open-ok
         }
@@ -140,14 +80,10 @@ impl Raw {
     async fn frame(&mut self) -> AMQPFrame {
         let read = async {
             loop {
-                if self.buf.len() >= 7 {
-                    let n =
-                        u32::from_be_bytes([self.buf[3], self.buf[4], self.buf[5], self.buf[6]]) as usize + 8;
-                    if self.buf.len() >= n {
-                        let bytes: Vec<u8> = self.buf.drain(..n).collect();
-                        let (_, f) = parse_frame(bytes.as_slice()).expect("the broker sends frames");
-                        return f;
-                    }
+                if let Some(n) = frame_len(&self.buf) {
+                    let bytes: Vec<u8> = self.buf.drain(..n).collect();
+                    let (_, f) = parse_frame(bytes.as_slice()).expect("the broker sends frames");
+                    return f;
                 }
                 let mut chunk = [0u8; 16 * 1024];
                 match self.stream.read(&mut chunk).await {
@@ -162,9 +98,7 @@ impl Raw {
     /// connection.close, then wait for the broker to close the socket: it releases what the
     /// connection held before it does.
     async fn close(mut self) {
-        let close =
-            connection::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
-        self.send(&[conn(connection::AMQPMethod::Close(close))]).await;
+        self.send(&[conn_close()]).await;
         self.eof().await;
     }
 
@@ -215,7 +149,7 @@ async fn unfinished_messages_are_charged_before_their_body_and_refused_past_the_
             raw.send(&[
                 channel_open(ch),
                 publish(ch, "q"),
-                header(ch, size as u64, BasicProperties::default()),
+                header_with(ch, size as u64, BasicProperties::default()),
             ])
             .await;
             raw.send(&bodies(ch, size - 1)).await;
@@ -248,11 +182,11 @@ async fn unfinished_messages_are_charged_before_their_body_and_refused_past_the_
     }
     let mut raw = Raw::login(broker.addr).await;
     raw.sync(1).await;
-    raw.send(&[confirm_select(1), declare(1, "q", FieldTable::default())]).await;
+    raw.send(&[confirm_select(1), declare_args(1, "q", FieldTable::default())]).await;
     raw.frame().await; // select-ok
     raw.frame().await; // declare-ok
     for tag in 1..=3 {
-        raw.send(&[publish(1, "q"), header(1, size as u64, BasicProperties::default())]).await;
+        raw.send(&[publish(1, "q"), header_with(1, size as u64, BasicProperties::default())]).await;
         raw.send(&bodies(1, size)).await;
         let ack = basic::Ack { delivery_tag: tag, multiple: false };
         assert_eq!(raw.frame().await, AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))));
@@ -270,14 +204,15 @@ async fn headers_are_charged_at_their_parsed_size() {
     let broker = start(Limits { max_held_bytes: limit, ..Limits::default() }).await;
     let mut raw = Raw::login(broker.addr).await;
     raw.sync(1).await;
-    raw.send(&[confirm_select(1), declare(1, "q", FieldTable::default())]).await;
+    raw.send(&[confirm_select(1), declare_args(1, "q", FieldTable::default())]).await;
     raw.frame().await; // select-ok
     raw.frame().await; // declare-ok
     let before = resident();
     let properties = BasicProperties::default().with_headers(voids(120_000));
     let (mut acked, mut nacked) = (0, 0);
     for tag in 1..=20u64 {
-        raw.send(&[publish(1, "q"), header(1, 1, properties.clone()), AMQPFrame::Body(1, vec![b'h'])]).await;
+        raw.send(&[publish(1, "q"), header_with(1, 1, properties.clone()), AMQPFrame::Body(1, vec![b'h'])])
+            .await;
         match raw.frame().await {
             AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(a))) if a.delivery_tag == tag => {
                 assert_eq!(nacked, 0, "once full, nothing more is taken");
@@ -308,7 +243,7 @@ async fn queue_arguments_are_not_held() {
     let before = resident();
     let args = voids(120_000);
     for i in 0..50 {
-        raw.send(&[declare(1, &format!("q{i}"), args.clone())]).await;
+        raw.send(&[declare_args(1, &format!("q{i}"), args.clone())]).await;
         match raw.frame().await {
             AMQPFrame::Method(1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) => {
                 assert_eq!(ok.queue.as_str(), format!("q{i}"));
@@ -345,7 +280,7 @@ async fn open_channels_are_capped_across_connections() {
         }
         other => panic!("expected connection.close, got {other:?}"),
     }
-    b.send(&[conn(connection::AMQPMethod::CloseOk(connection::CloseOk {}))]).await;
+    b.send(&[close_ok()]).await;
     b.eof().await;
     a.send(&[channel_close(1)]).await;
     assert!(matches!(

@@ -1,6 +1,8 @@
 //! Shared set-up for the tests that need a broker.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::time::Duration;
 
 use clap::Parser;
