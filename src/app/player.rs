@@ -214,14 +214,8 @@ kill = 2
 "#;
 
     fn app(now: Instant) -> App {
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
-            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
-            burst: 1,
-            rate: 1,
-            keep_history: true,
-        };
+        let opts =
+            AppOptions { burst: 1, rate: 1, ..crate::app::testing::options(&[1000, 2000], Mode::RoundRobin) };
         App::new(opts, now)
     }
 

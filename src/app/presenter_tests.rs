@@ -5,22 +5,7 @@ use std::time::{Duration, Instant};
 use super::super::*;
 use super::NOTICE_FOR;
 
-fn app(delays_ms: &[u64], mode: Mode) -> (App, Instant) {
-    let now = Instant::now();
-    let opts = AppOptions {
-        queue: "q".into(),
-        delays: delays_ms.iter().map(|&d| Duration::from_millis(d)).collect(),
-        dispatch: Dispatch { mode, prefetch: 1 },
-        burst: 10,
-        rate: 5,
-        keep_history: true,
-    };
-    let mut a = App::new(opts, now);
-    for consumer in 0..delays_ms.len() {
-        a.update(Msg::Event(Event::ConsumerReady { consumer }), now);
-    }
-    (a, now)
-}
+use super::super::testing::registered as app;
 
 fn ev(a: &mut App, now: Instant, e: Event) {
     assert_eq!(a.update(Msg::Event(e), now), None);

@@ -205,24 +205,11 @@ fn weight_at(weights: &[f64], i: u64) -> f64 {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::super::{AppOptions, Dispatch, Event, Mode, Msg};
+    use super::super::{Event, Mode, Msg};
     use super::*;
 
     fn app(mode: Mode, delays: &[u64]) -> (App, Instant) {
-        let now = Instant::now();
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: delays.iter().map(|&d| Duration::from_millis(d)).collect(),
-            dispatch: Dispatch { mode, prefetch: 1 },
-            burst: 10,
-            rate: 5,
-            keep_history: false,
-        };
-        let mut a = App::new(opts, now);
-        for consumer in 0..delays.len() {
-            a.update(Msg::Event(Event::ConsumerReady { consumer }), now);
-        }
-        (a, now)
+        super::super::testing::registered(delays, mode)
     }
 
     fn ev(a: &mut App, now: Instant, e: Event) {
@@ -243,16 +230,7 @@ mod tests {
         let (mut a, now) = app(Mode::RoundRobin, &[100, 100, 100]);
         a.add_consumer(Duration::from_millis(100));
         assert_eq!(ring_now(&a, now), vec![0, 1, 2, 3]);
-        let now = Instant::now();
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: vec![Duration::from_millis(100); 2],
-            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
-            burst: 10,
-            rate: 5,
-            keep_history: false,
-        };
-        let mut a = App::new(opts, now);
+        let (mut a, now) = super::super::testing::app(&[100, 100], Mode::RoundRobin);
         ev(&mut a, now, Event::ConsumerReady { consumer: 1 });
         assert_eq!(ring_now(&a, now), vec![1, 0], "C2 registered, C1 still starting");
     }

@@ -5,18 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-fn app(delays_ms: &[u64], mode: Mode) -> (App, Instant) {
-    let now = Instant::now();
-    let opts = AppOptions {
-        queue: "q".into(),
-        delays: delays_ms.iter().map(|&d| Duration::from_millis(d)).collect(),
-        dispatch: Dispatch { mode, prefetch: 1 },
-        burst: 10,
-        rate: 5,
-        keep_history: true,
-    };
-    (App::new(opts, now), now)
-}
+use super::testing::app;
 
 fn ev(app: &mut App, now: Instant, e: Event) {
     assert_eq!(app.update(Msg::Event(e), now), None);

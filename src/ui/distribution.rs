@@ -140,20 +140,13 @@ mod tests {
     use ratatui::style::Color;
 
     use super::*;
-    use crate::app::{AppOptions, Command, Dispatch, Event, LossReason, Mode, Msg};
+    use crate::app::{Command, Event, LossReason, Mode, Msg};
 
     /// Three auto-ack consumers, ten tasks dealt in rotation; C2 is killed holding #2, #5, #8
     /// and the others process the rest: the issue's `saw 4/0/3` batch, which lost 3 tasks.
     fn lossy_batch() -> App {
         let t0 = Instant::now();
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: vec![Duration::from_secs(1); 3],
-            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
-            burst: 10,
-            rate: 5,
-            keep_history: false,
-        };
+        let opts = crate::app::testing::options(&[1000; 3], Mode::RoundRobin);
         let mut app = App::new(opts, t0);
         let Command::Publish { batch, .. } = app.start_batch(10, t0) else { panic!("a batch publishes") };
         let ev =
@@ -240,21 +233,14 @@ mod note_tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    use crate::app::{AppOptions, Dispatch, Event, Mode, Msg};
+    use crate::app::{Event, Mode, Msg};
 
     use super::*;
 
     #[test]
     fn a_batch_note_is_shown_whole_under_its_theory_line() {
         let t0 = Instant::now();
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: vec![Duration::from_secs(1); 3],
-            dispatch: Dispatch { mode: Mode::Fair, prefetch: 1 },
-            burst: 10,
-            rate: 5,
-            keep_history: false,
-        };
+        let opts = crate::app::testing::options(&[1000; 3], Mode::Fair);
         let mut app = App::new(opts, t0);
         let ev = |app: &mut App, e| app.update(Msg::Event(e), t0);
         for consumer in 0..3 {

@@ -102,12 +102,12 @@ fn rate_spans(app: &App) -> Vec<Span<'static>> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    use crate::app::{Action, App, AppOptions, Dispatch, Event, Mode, Msg};
+    use crate::app::{Action, App, Event, Mode, Msg};
 
     /// The whole screen at the smallest size that matters, as text.
     fn screen(app: &App, now: Instant) -> String {
@@ -121,14 +121,7 @@ mod tests {
     #[test]
     fn the_header_says_paused_and_switching_only_while_a_switch_is_under_way() {
         let now = Instant::now();
-        let opts = AppOptions {
-            queue: "q".into(),
-            delays: vec![Duration::from_secs(1); 2],
-            dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
-            burst: 10,
-            rate: 5,
-            keep_history: false,
-        };
+        let opts = crate::app::testing::options(&[1000; 2], Mode::RoundRobin);
         let mut app = App::new(opts, now);
         app.update(Msg::Action(Action::PrefetchUp), now);
         let s = screen(&app, now);

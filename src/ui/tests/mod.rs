@@ -26,11 +26,9 @@ pub(super) fn at(t0: Instant, secs: f64) -> Instant {
 pub(super) fn new_app(delays_ms: &[u64], t0: Instant) -> App {
     let opts = AppOptions {
         queue: "warren.tasks".into(),
-        delays: delays_ms.iter().map(|&d| Duration::from_millis(d)).collect(),
-        dispatch: Dispatch { mode: Mode::RoundRobin, prefetch: 1 },
         burst: 12,
-        rate: 5,
         keep_history: false,
+        ..crate::app::testing::options(delays_ms, Mode::RoundRobin)
     };
     App::new(opts, t0)
 }
