@@ -35,7 +35,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 fn banner_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let Some(banner) = &app.banner else { return Vec::new() };
     let text = format!("⚠ {}", banner.text);
-    let wrapped = format::wrap_text(&text, usize::from(width).saturating_sub(2), 0, BANNER_MAX);
+    let wrapped = format::wrap_text(&text, usize::from(width).saturating_sub(2), BANNER_MAX);
     wrapped
         .into_iter()
         .map(|l| {
@@ -49,7 +49,7 @@ fn banner_lines(app: &App, width: u16) -> Vec<Line<'static>> {
 fn notice_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let Some(notice) = &app.notice else { return Vec::new() };
     let text = format!("ℹ {}", notice.text);
-    let wrapped = format::wrap_text(&text, usize::from(width).saturating_sub(2), 0, BANNER_MAX);
+    let wrapped = format::wrap_text(&text, usize::from(width).saturating_sub(2), BANNER_MAX);
     wrapped.into_iter().map(|l| Line::styled(format!(" {l}"), theme::WARN)).collect()
 }
 

@@ -47,31 +47,24 @@ pub fn trail<'a>(ids: impl Iterator<Item = &'a u64>, width: usize, rows: usize) 
     if ids.is_empty() { Vec::new() } else { vec!["…".to_string()] }
 }
 
-/// `text` wrapped at spaces into lines of `width` columns, the first line `first_taken` columns
-/// shorter (something stands before it), at most `rows` lines; a word longer than a line is split.
-/// When the text needs more lines, the last one ends with `…` (the lessons are written so that
-/// this never happens at 80 columns; a test holds them to it).
-pub fn wrap_text(text: &str, width: usize, first_taken: usize, rows: usize) -> Vec<String> {
+/// `text` wrapped at spaces into lines of `width` cells, at most `rows` lines; a word longer than
+/// a line is split. When the text needs more lines, the last one ends with `…` (the lessons are
+/// written so that this never happens at 80 columns; a test holds them to it).
+pub fn wrap_text(text: &str, width: usize, rows: usize) -> Vec<String> {
+    let cells = |s: &str| Span::raw(s).width();
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
-    let room = |lines: &Vec<String>| if lines.is_empty() { width.saturating_sub(first_taken) } else { width };
     let mut words: std::collections::VecDeque<String> = text.split_whitespace().map(str::to_string).collect();
     while let Some(word) = words.pop_front() {
-        let len = word.chars().count();
-        let cur_len = cur.chars().count();
-        let sep = usize::from(cur_len > 0);
-        if cur_len + sep + len <= room(&lines) {
+        let sep = usize::from(!cur.is_empty());
+        if cells(&cur) + sep + cells(&word) <= width {
             if sep == 1 {
                 cur.push(' ');
             }
             cur.push_str(&word);
-        } else if cur_len == 0 && lines.is_empty() && first_taken > 0 && len <= width {
-            // It fits a whole line but not what is left beside the head: start below it.
-            lines.push(String::new());
-            words.push_front(word);
-        } else if cur_len == 0 {
+        } else if cur.is_empty() {
             // A word longer than the whole line: split it.
-            let cut = room(&lines).max(1);
+            let cut = width.max(1);
             cur = word.chars().take(cut).collect();
             words.push_front(word.chars().skip(cut).collect());
             lines.push(std::mem::take(&mut cur));
@@ -124,13 +117,10 @@ mod tests {
     #[test]
     fn text_wraps_at_spaces_and_marks_what_does_not_fit() {
         let t = "one two three four five";
-        assert_eq!(wrap_text(t, 9, 0, 3), ["one two", "three", "four five"]);
-        assert_eq!(wrap_text(t, 9, 4, 3), ["one", "two three", "four five"]);
-        assert_eq!(wrap_text(t, 9, 0, 2), ["one two", "three…"]);
-        assert_eq!(wrap_text("abcdefghij", 4, 0, 3), ["abcd", "efgh", "ij"]);
-        // A word that does not fit beside the head starts on the next line, whole.
-        assert_eq!(wrap_text("C3 crashes", 12, 11, 3), ["", "C3 crashes"]);
-        assert!(wrap_text("", 10, 0, 3).is_empty());
+        assert_eq!(wrap_text(t, 9, 3), ["one two", "three", "four five"]);
+        assert_eq!(wrap_text(t, 9, 2), ["one two", "three…"]);
+        assert_eq!(wrap_text("abcdefghij", 4, 3), ["abcd", "efgh", "ij"]);
+        assert!(wrap_text("", 10, 3).is_empty());
     }
 
     #[test]

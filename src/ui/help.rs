@@ -159,36 +159,8 @@ fn width(text: &str) -> usize {
     Span::raw(text).width()
 }
 
-/// Greedy word wrap to `max` cells; a word longer than a line is split.
+/// Greedy word wrap to `max` cells; a word longer than a line is split; always one line at least.
 pub fn wrap(text: &str, max: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word = word.to_string();
-        loop {
-            let sep = usize::from(!line.is_empty());
-            if width(&line) + sep + width(&word) <= max {
-                if sep == 1 {
-                    line.push(' ');
-                }
-                line.push_str(&word);
-                break;
-            }
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-                continue;
-            }
-            // The word alone is too long: split it at the line's width.
-            let cut: usize = word.char_indices().take(max.max(1)).last().map_or(0, |(i, c)| i + c.len_utf8());
-            lines.push(word[..cut].to_string());
-            word = word[cut..].to_string();
-            if word.is_empty() {
-                break;
-            }
-        }
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
+    let lines = super::format::wrap_text(text, max, usize::MAX);
+    if lines.is_empty() { vec![String::new()] } else { lines }
 }
