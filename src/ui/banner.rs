@@ -55,7 +55,7 @@ fn notice_lines(app: &App, width: u16) -> Vec<Line<'static>> {
 
 /// ` ▶ Title · step 2/5 · caption text…` (`‖` and a `PAUSED` badge while paused), the caption
 /// wrapped under the title.
-pub fn caption_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+fn caption_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let Some(lesson) = &app.lesson else { return Vec::new() };
     let (done, all) = lesson.step;
     let mark = if lesson.paused { "‖" } else { "▶" };
