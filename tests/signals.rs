@@ -315,24 +315,32 @@ async fn sigint_to_a_headless_lesson_prints_its_report() {
     broker.stop().await;
 }
 
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// `warren broker` on a free port: the process, its stdout from there on, and its listening line
+/// (the lines before it, how many connections fit, are information only).
+fn warren_broker(stderr: Stdio) -> (std::process::Child, Lines, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["broker", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("warren broker starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines
+        .by_ref()
+        .map(|l| l.expect("utf-8"))
+        .find(|l| l.starts_with("warren broker listening on"))
+        .expect("the listening line");
+    (child, lines, first)
+}
+
 #[test]
 fn sighup_and_sigquit_stop_warren_broker_cleanly() {
-    use std::io::BufRead;
     for sig in [libc::SIGHUP, libc::SIGQUIT] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["broker", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("warren broker starts");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        // Lines before it (how many connections fit) are information only.
-        let first = lines
-            .by_ref()
-            .map(|l| l.expect("utf-8"))
-            .find(|l| l.starts_with("warren broker listening on"))
-            .expect("the listening line");
+        let (mut child, mut lines, first) = warren_broker(Stdio::piped());
         assert!(first.starts_with("warren broker listening on 127.0.0.1:"), "{first}");
         // SAFETY: kill with our own child's pid and a valid signal number.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
@@ -347,20 +355,7 @@ fn sighup_and_sigquit_stop_warren_broker_cleanly() {
 /// them: with the broker frozen (SIGSTOP), closing would take the 5 s shutdown bound.
 #[test]
 fn the_terminal_is_restored_before_closing_and_a_second_signal_ends_at_once() {
-    use std::io::BufRead;
-    let mut broker = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(["broker", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("warren broker starts");
-    let mut lines = std::io::BufReader::new(broker.stdout.take().expect("stdout")).lines();
-    let first = lines
-        .by_ref()
-        .map(|l| l.expect("utf-8"))
-        .find(|l| l.starts_with("warren broker listening on"))
-        .expect("the listening line");
+    let (mut broker, _lines, first) = warren_broker(Stdio::null());
     let addr = first.split_whitespace().nth(4).expect("listening on ADDR").to_string();
     let url = format!("amqp://guest:guest@{addr}/%2f");
     let mut pty = InPty::spawn(&["--url", &url, "--transient", "--queue", "warren.test.signals.frozen"]);
