@@ -4,7 +4,9 @@
 //! [`workload`] -> broker -> [`app::Event`] -> `update` -> render.
 
 pub mod app;
-pub mod broker;
+/// The embedded broker lives in its own crate (crates/warren-broker); the TUI uses it like any
+/// other user, under its old path.
+pub use warren_broker as broker;
 pub mod cli;
 pub mod endpoint;
 pub mod headless;
