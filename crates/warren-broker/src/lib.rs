@@ -148,8 +148,28 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let reserve = fds::Reserve::new();
     let open_files = fds::open_files(cfg.limits.max_connections);
     let limit = open_files.map(|o| o.limit);
+    tokio::spawn(timer_task(Arc::clone(&core), stop.clone()));
     let task = tokio::spawn(accept::run(listener, core, cfg, stop.clone(), reserve, limit));
     Ok(RunningBroker { addr, open_files, stop, task })
+}
+
+/// Runs the core's timers (TTL, queue expiry, consumer timeouts) when they are due.
+async fn timer_task(core: Arc<Mutex<Core>>, stop: CancellationToken) {
+    let wake = connection::lock(&core).timer_wake();
+    loop {
+        let next = connection::lock(&core).next_due();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => connection::lock(&core).run_due(tokio::time::Instant::now()),
+            () = wake.notified() => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// One open socket, counted from accept until its connection task ends.

@@ -1,0 +1,221 @@
+//! Exchanges and queues: declare, bind, purge, delete.
+
+use super::*;
+
+impl Core {
+    // ---- exchanges ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn exchange_declare(
+        &mut self,
+        name: &str,
+        kind: &str,
+        passive: bool,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+    ) -> Result<(), AmqpError> {
+        if let Some(x) = self.exchanges.get(name) {
+            if passive {
+                return Ok(());
+            }
+            if x.kind.name() != kind {
+                return Err(err(
+                    406,
+                    format!(
+                        "PRECONDITION_FAILED - inequivalent arg 'type' for exchange '{name}' in vhost '/': \
+                         received '{kind}' but current is '{}'",
+                        x.kind.name()
+                    ),
+                ));
+            }
+            for (arg, have, want) in [
+                ("durable", x.durable, durable),
+                ("auto_delete", x.auto_delete, auto_delete),
+                ("internal", x.internal, internal),
+            ] {
+                if have != want {
+                    return Err(inequivalent("exchange", name, arg, want, have));
+                }
+            }
+            return Ok(());
+        }
+        if passive {
+            return Err(not_found_exchange(name));
+        }
+        if name.starts_with("amq.") {
+            return Err(err(
+                403,
+                format!("ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'"),
+            ));
+        }
+        let Some(k) = Kind::parse(kind) else {
+            return Err(AmqpError::connection(
+                503,
+                format!(
+                    "COMMAND_INVALID - invalid exchange type '{kind}' (the embedded broker routes direct, fanout and topic)"
+                ),
+            ));
+        };
+        if self.exchanges.len() - BUILT_IN_EXCHANGES.len() >= self.limits.max_exchanges {
+            return Err(full(self.limits.max_exchanges, "exchanges", "delete some"));
+        }
+        self.exchanges.insert(name.to_string(), Exchange::new(k, durable, auto_delete, internal));
+        Ok(())
+    }
+
+    pub fn exchange_delete(&mut self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(err(403, format!("ACCESS_REFUSED - operation not permitted on exchange '{name}'")));
+        }
+        let Some(x) = self.exchanges.get(name) else { return Err(not_found_exchange(name)) };
+        if if_unused && !x.bindings.is_empty() {
+            return Err(err(406, format!("PRECONDITION_FAILED - exchange '{name}' in vhost '/' in use")));
+        }
+        self.exchanges.remove(name);
+        Ok(())
+    }
+
+    // ---- queues ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn queue_declare(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        passive: bool,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: &FieldTable,
+    ) -> Result<DeclareOk, AmqpError> {
+        let server_named = name.is_empty();
+        let name = if server_named {
+            self.next_tag += 1;
+            format!("amq.gen-warren-{}", self.next_tag)
+        } else {
+            name.to_string()
+        };
+        if let Some(q) = self.queues.get(&name) {
+            if let Some(owner) = q.exclusive_owner
+                && owner != conn
+            {
+                return Err(locked(&name));
+            }
+            if !passive {
+                for (arg, have, want) in [
+                    ("durable", q.durable, durable),
+                    ("exclusive", q.exclusive_owner.is_some(), exclusive),
+                    ("auto_delete", q.auto_delete, auto_delete),
+                ] {
+                    if have != want {
+                        return Err(inequivalent("queue", &name, arg, want, have));
+                    }
+                }
+                check_equivalent_args(&name, q.kind, arguments)?;
+            }
+            return Ok((name, q.ready.len() as u32, q.consumer_count() as u32));
+        }
+        if passive {
+            return Err(not_found_queue(&name));
+        }
+        // Only a name the client chose may not start with amq.: server-generated names are
+        // amq.gen-* on purpose (checking them refused every server-named queue with 403).
+        if !server_named && name.starts_with("amq.") {
+            return Err(err(
+                403,
+                format!("ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'"),
+            ));
+        }
+        let kind = queue_type(arguments)?;
+        if kind == QueueType::Quorum && (exclusive || auto_delete || !durable) {
+            return Err(err(
+                406,
+                format!(
+                    "PRECONDITION_FAILED - invalid property 'non-durable, exclusive or auto-delete' for queue '{name}' in vhost '/'"
+                ),
+            ));
+        }
+        if self.queues.len() >= self.limits.max_queues {
+            return Err(full(self.limits.max_queues, "queues", "delete some"));
+        }
+        let owner = exclusive.then_some(conn);
+        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, kind));
+        Ok((name, 0, 0))
+    }
+
+    pub fn queue_bind(
+        &mut self,
+        conn: ConnId,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        bind: bool,
+    ) -> Result<(), AmqpError> {
+        if exchange.is_empty() {
+            return Err(err(403, "ACCESS_REFUSED - operation not permitted on the default exchange"));
+        }
+        self.queue_for(conn, queue)?;
+        let Some(x) = self.exchanges.get(exchange) else { return Err(not_found_exchange(exchange)) };
+        let b = Binding { queue: queue.to_string(), key: key.to_string() };
+        if bind && !x.bindings.contains(&b) && self.binding_count() >= self.limits.max_bindings {
+            return Err(full(self.limits.max_bindings, "bindings", "unbind some"));
+        }
+        let x = self.exchanges.get_mut(exchange).expect("looked up above");
+        if bind {
+            x.bindings.insert(b);
+        } else if x.unbind(|have| *have == b) {
+            self.exchanges.remove(exchange);
+        }
+        Ok(())
+    }
+
+    pub fn queue_purge(&mut self, conn: ConnId, queue: &str) -> Result<u32, AmqpError> {
+        let q = self.queue_for(conn, queue)?;
+        let (n, bytes) = q.purge();
+        self.held_bytes -= bytes;
+        Ok(n as u32)
+    }
+
+    pub fn queue_delete(
+        &mut self,
+        conn: ConnId,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<u32, AmqpError> {
+        let q = self.queue_for(conn, queue)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(err(406, format!("PRECONDITION_FAILED - queue '{queue}' in vhost '/' in use")));
+        }
+        if if_empty && !q.ready.is_empty() {
+            return Err(err(406, format!("PRECONDITION_FAILED - queue '{queue}' in vhost '/' is not empty")));
+        }
+        Ok(self.delete_queue_now(queue))
+    }
+
+    /// Remove a queue, its bindings and its consumers (told with basic.cancel).
+    pub(super) fn delete_queue_now(&mut self, name: &str) -> u32 {
+        let Some(mut q) = self.queues.remove(name) else { return 0 };
+        let (n, bytes) = q.purge();
+        self.held_bytes -= bytes;
+        self.exchanges.retain(|_, x| !x.unbind(|b| b.queue == name));
+        for key in q.ring.iter().chain(q.blocked.iter()) {
+            if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
+                chan.consumers.remove(&key.tag);
+            }
+            if let Some(c) = self.conns.get(&key.conn) {
+                c.send(Out::Cancel { channel: key.channel, consumer_tag: key.tag.clone() });
+            }
+        }
+        n as u32
+    }
+
+    pub(super) fn queue_for(&mut self, conn: ConnId, name: &str) -> Result<&mut Queue, AmqpError> {
+        let q = self.queues.get_mut(name).ok_or_else(|| not_found_queue(name))?;
+        if q.exclusive_owner.is_some_and(|o| o != conn) {
+            return Err(locked(name));
+        }
+        Ok(q)
+    }
+}

@@ -1,0 +1,95 @@
+//! Publishing and basic.get.
+
+use super::*;
+
+impl Core {
+    /// Route a message. `Ok(false)`: no queue took it (the caller returns it if mandatory).
+    /// Route a message published to its exchange with its routing key. `Ok(false)`: it reached
+    /// no queue.
+    pub fn publish(&mut self, msg: Message) -> Result<bool, AmqpError> {
+        let (exchange, routing_key) = (msg.exchange.as_str(), msg.routing_key.as_str());
+        let targets = if exchange.is_empty() {
+            // The default exchange, the work queue's: it is always there (it cannot be deleted)
+            // and routes to the queue the key names, so no lookup and no list of targets.
+            if !self.queues.contains_key(routing_key) {
+                return Ok(false);
+            }
+            None
+        } else {
+            match self.exchanges.get(exchange) {
+                None => return Err(not_found_exchange(exchange)),
+                Some(x) if x.internal => {
+                    return Err(err(
+                        403,
+                        format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'"),
+                    ));
+                }
+                Some(x) => match x.route(routing_key) {
+                    targets if targets.is_empty() => return Ok(false),
+                    targets => Some(targets),
+                },
+            }
+        };
+        self.enqueue(targets.as_deref(), msg).map(|()| true)
+    }
+
+    /// Put a routed message in each of its (existing) queues (`None`: the queue its routing key
+    /// names), unless that would pass the limit on held bytes.
+    pub(super) fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
+        let size = msg.held * targets.map_or(1, <[String]>::len);
+        if self.held_bytes() + size > self.limits.max_held_bytes {
+            return Err(held_full(self.limits.max_held_bytes));
+        }
+        let msg = Arc::new(msg);
+        match targets {
+            Some(names) => names.iter().for_each(|name| self.enqueue_one(name, &msg)),
+            None => self.enqueue_one(msg.routing_key.as_str(), &msg),
+        }
+        Ok(())
+    }
+
+    pub(super) fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>) {
+        self.next_seq += 1;
+        let r = Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0 };
+        self.held_bytes += msg.held;
+        self.queues.get_mut(queue).expect("routed to an existing queue").push(r);
+        self.dispatch(queue);
+    }
+
+    /// basic.get: the head message, or `None` (get-empty).
+    pub fn get(
+        &mut self,
+        conn: ConnId,
+        ch: u16,
+        queue: &str,
+        no_ack: bool,
+    ) -> Result<Option<Out>, AmqpError> {
+        let q = self.queue_for(conn, queue)?;
+        let quorum = q.kind == QueueType::Quorum;
+        let Some(r) = q.pop() else { return Ok(None) };
+        let message_count = q.ready.len() as u32;
+        let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
+        let h = chan.hand_out(queue, r, quorum, no_ack, None);
+        let charge = no_ack.then(|| {
+            self.held_bytes -= h.msg.held;
+            Unwritten::new(h.msg.held, &self.unwritten)
+        });
+        Ok(Some(Out::GetOk {
+            charge,
+            channel: ch,
+            delivery_tag: h.delivery_tag,
+            redelivered: h.redelivered,
+            message_count,
+            msg: h.msg,
+            delivery_count: h.delivery_count,
+        }))
+    }
+}
+
+/// The held-bytes limit reached: a publish refused (nacked under confirms).
+pub(super) fn held_full(max: usize) -> AmqpError {
+    AmqpError::refused(format!(
+        // In bytes: a limit under 1 MiB read "at most 0 MiB".
+        "the embedded broker holds at most {max} bytes of messages and is full: consume or purge first"
+    ))
+}

@@ -1,0 +1,83 @@
+//! What happens at a time rather than on a client's command (message TTL, queue expiry,
+//! consumer timeouts). Features put a [`Timer`] on one heap; `run_due` pops what is due and lets
+//! each feature decide whether it still applies (a timer is never cancelled, only found stale),
+//! so that scheduling stays O(log n) and nothing has to find a timer again to remove it.
+//! The broker's timer task (`timer_task` in lib.rs) sleeps until `next_due`, woken early by
+//! `schedule` when something sooner is added.
+
+use std::cmp::Reverse;
+
+use tokio::time::Instant;
+
+use super::*;
+
+/// Something due at a time. Each variant is checked against the state when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// For the timer task's own tests: fires and does nothing.
+    #[cfg(test)]
+    Nothing,
+}
+
+// Until the first feature's timer exists, outside tests the enum is empty.
+#[cfg_attr(not(test), allow(dead_code, unreachable_code))]
+impl Core {
+    /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
+    /// sleeps toward.
+    pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
+        let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
+        self.timers.push(Reverse((at, timer)));
+        if sooner {
+            // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
+            self.timer_wake.notify_one();
+        }
+    }
+
+    /// When the next timer is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Run every timer due at `now`.
+    pub fn run_due(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, timer)) = self.timers.pop().expect("peeked");
+            self.fire(timer, now);
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, _now: Instant) {
+        match timer {
+            #[cfg(test)]
+            Timer::Nothing => {}
+        }
+    }
+
+    /// What the timer task waits on besides the clock.
+    pub fn timer_wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        std::sync::Arc::clone(&self.timer_wake)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timers_run_in_time_order_and_only_when_due() {
+        let mut core = Core::new(Limits::default());
+        let t0 = Instant::now();
+        core.schedule(t0 + Duration::from_secs(2), Timer::Nothing);
+        core.schedule(t0 + Duration::from_secs(1), Timer::Nothing);
+        assert_eq!(core.next_due(), Some(t0 + Duration::from_secs(1)));
+        core.run_due(t0 + Duration::from_millis(1500));
+        assert_eq!(core.next_due(), Some(t0 + Duration::from_secs(2)));
+        core.run_due(t0 + Duration::from_secs(2));
+        assert_eq!(core.next_due(), None);
+    }
+}
