@@ -32,7 +32,7 @@ impl Core {
         if q.exclusive_consumer || (exclusive && q.consumer_count() > 0) {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
-        let quorum = q.kind == QueueType::Quorum;
+        let quorum = q.kind() == QueueType::Quorum;
         let consumers = self.consumer_count();
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
@@ -122,14 +122,14 @@ impl Core {
         // The fields one by one: the queue is looked up once, not again for each message.
         let Core { queues, channels, conns, held_bytes, unwritten, .. } = self;
         let Some(q) = queues.get_mut(queue) else { return };
-        let quorum = q.kind == QueueType::Quorum;
+        let quorum = q.kind() == QueueType::Quorum;
         while !q.ready.is_empty() {
             let Some(key) = q.ring.pop_front() else { return };
             if !can_take(channels, conns, &key) {
                 q.blocked.push(key);
                 continue;
             }
-            let r = q.pop().expect("not empty");
+            let r = q.ready.pop().expect("not empty");
             let chan = channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
             let c = chan.consumers.get_mut(&key.tag).expect("can_take checked");
             let no_ack = c.no_ack;

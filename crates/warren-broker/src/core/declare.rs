@@ -112,7 +112,7 @@ impl Core {
                         return Err(inequivalent("queue", &name, arg, want, have));
                     }
                 }
-                check_equivalent_args(&name, q.kind, arguments)?;
+                q.args.check_equivalent(&name, arguments)?;
             }
             return Ok((name, q.ready.len() as u32, q.consumer_count() as u32));
         }
@@ -127,20 +127,35 @@ impl Core {
                 format!("ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'"),
             ));
         }
-        let kind = queue_type(arguments)?;
-        if kind == QueueType::Quorum && (exclusive || auto_delete || !durable) {
-            return Err(err(
-                406,
-                format!(
-                    "PRECONDITION_FAILED - invalid property 'non-durable, exclusive or auto-delete' for queue '{name}' in vhost '/'"
-                ),
-            ));
+        let args = QueueArgs::parse(&name, arguments)?;
+        if args.kind == QueueType::Quorum {
+            // RabbitMQ's order of checks (rabbit_quorum_queue:declare), and its words.
+            let refused =
+                [(auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (!durable, "non-durable")];
+            if let Some((_, property)) = refused.iter().find(|(bad, _)| *bad) {
+                return Err(err(
+                    406,
+                    format!(
+                        "PRECONDITION_FAILED - invalid property '{property}' for queue '{name}' in vhost '/'"
+                    ),
+                ));
+            }
         }
         if self.queues.len() >= self.limits.max_queues {
             return Err(full(self.limits.max_queues, "queues", "delete some"));
         }
+        // The arguments live as long as the queue: charged like messages are.
+        let held = args.held();
+        if self.held_bytes() + held > self.limits.max_held_bytes {
+            return Err(full(
+                self.limits.max_held_bytes,
+                "bytes of messages and queue arguments",
+                "consume or purge",
+            ));
+        }
+        self.held_bytes += held;
         let owner = exclusive.then_some(conn);
-        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, kind));
+        self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, args));
         Ok((name, 0, 0))
     }
 
@@ -172,7 +187,7 @@ impl Core {
 
     pub fn queue_purge(&mut self, conn: ConnId, queue: &str) -> Result<u32, AmqpError> {
         let q = self.queue_for(conn, queue)?;
-        let (n, bytes) = q.purge();
+        let (n, bytes) = q.ready.purge();
         self.held_bytes -= bytes;
         Ok(n as u32)
     }
@@ -197,8 +212,8 @@ impl Core {
     /// Remove a queue, its bindings and its consumers (told with basic.cancel).
     pub(super) fn delete_queue_now(&mut self, name: &str) -> u32 {
         let Some(mut q) = self.queues.remove(name) else { return 0 };
-        let (n, bytes) = q.purge();
-        self.held_bytes -= bytes;
+        let (n, bytes) = q.ready.purge();
+        self.held_bytes -= bytes + q.args.held();
         self.exchanges.retain(|_, x| !x.unbind(|b| b.queue == name));
         for key in q.ring.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {

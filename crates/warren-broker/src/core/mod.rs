@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
+use amq_protocol::types::{FieldTable, ShortString};
 
 use super::exchange::{Binding, Exchange, Kind};
-use super::queue::{Queue, QueueType, Ready};
+use super::queue::{Queue, QueueArgs, QueueType, Ready};
 use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out, Unwritten};
 
-mod args;
 mod chan;
 mod consume;
 mod declare;
@@ -20,7 +19,6 @@ mod publish;
 mod settle;
 mod timers;
 
-use args::{check_equivalent_args, queue_type};
 use chan::{Chan, ConsumerState, Unacked};
 use publish::held_full;
 pub(crate) use timers::Timer;
@@ -203,7 +201,7 @@ impl Core {
     fn requeue(&mut self, u: Unacked) -> Option<String> {
         match self.queues.get_mut(&u.queue) {
             Some(q) => {
-                q.requeue(u.ready);
+                q.ready.requeue(u.ready);
                 Some(u.queue)
             }
             None => {

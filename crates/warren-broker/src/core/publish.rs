@@ -52,7 +52,7 @@ impl Core {
         self.next_seq += 1;
         let r = Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0 };
         self.held_bytes += msg.held;
-        self.queues.get_mut(queue).expect("routed to an existing queue").push(r);
+        self.queues.get_mut(queue).expect("routed to an existing queue").ready.push(r);
         self.dispatch(queue);
     }
 
@@ -65,8 +65,8 @@ impl Core {
         no_ack: bool,
     ) -> Result<Option<Out>, AmqpError> {
         let q = self.queue_for(conn, queue)?;
-        let quorum = q.kind == QueueType::Quorum;
-        let Some(r) = q.pop() else { return Ok(None) };
+        let quorum = q.kind() == QueueType::Quorum;
+        let Some(r) = q.ready.pop() else { return Ok(None) };
         let message_count = q.ready.len() as u32;
         let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
         let h = chan.hand_out(queue, r, quorum, no_ack, None);
