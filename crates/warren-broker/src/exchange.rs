@@ -213,4 +213,23 @@ mod tests {
         f.bindings.insert(Binding::new("r", "x"));
         assert_eq!(f.route("anything", None), vec!["q".to_string(), "r".to_string()]);
     }
+
+    #[test]
+    fn a_binding_is_known_by_its_arguments_too() {
+        let args = |n: i32| {
+            let mut t = FieldTable::default();
+            t.insert("p".into(), amq_protocol::types::AMQPValue::LongInt(n));
+            t
+        };
+        let mut x = Exchange::new(Kind::Direct, false, false, false);
+        for b in [Binding::new("q", "k"), Binding::with_args("q", "k", Kind::Direct, &args(1)).unwrap()] {
+            x.bindings.insert(b);
+        }
+        x.bindings.insert(Binding::with_args("q", "k", Kind::Direct, &args(1)).unwrap());
+        assert_eq!(x.bindings.len(), 2, "same arguments: the same binding");
+        assert_eq!(x.route("k", None), vec!["q".to_string()], "still delivered once");
+        let unbind = Binding::with_args("q", "k", Kind::Direct, &args(2)).unwrap();
+        x.unbind(|b| *b == unbind);
+        assert_eq!(x.bindings.len(), 2, "other arguments: nothing unbound");
+    }
 }
