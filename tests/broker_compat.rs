@@ -316,6 +316,20 @@ async fn direct_reply_to_on(url: &str) {
         refusal(ch.queue_declare(bogus.into(), passive, FieldTable::default()).await),
         (404, format!("NOT_FOUND - no queue '{bogus}' in vhost '/'"))
     );
+    // Once the client's channel is closed, its reply name reaches nobody: a mandatory reply
+    // comes back as unroutable (RabbitMQ 3.10 returns every mandatory reply; see the README).
+    client.close(200, "bye".into()).await.expect("close the client's channel");
+    let ch = server_conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let confirmation = ch
+        .basic_publish("".into(), names[0].as_str().into(), mandatory, b"late", BasicProperties::default())
+        .await
+        .expect("late reply")
+        .await
+        .expect("confirmed");
+    let returned = confirmation.take_message().expect("returned as unroutable");
+    assert_eq!((returned.reply_code, returned.reply_text.as_str()), (312, "NO_ROUTE"));
     let _ = client_conn.close(200, "bye".into()).await;
     let _ = server.queue_delete(rpc_queue.as_str().into(), QueueDeleteOptions::default()).await;
     let _ = server_conn.close(200, "bye".into()).await;
@@ -350,6 +364,21 @@ async fn direct_reply_to_refusals_on(url: &str) {
     assert_eq!(
         refusal(ch.basic_consume(REPLY_TO.into(), "".into(), no_ack, FieldTable::default()).await),
         (406, "PRECONDITION_FAILED - reply consumer already set".into())
+    );
+    // A cancelled reply consumer is gone: asking for a reply then closes the channel too.
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    let replies =
+        ch.basic_consume(REPLY_TO.into(), "".into(), no_ack, FieldTable::default()).await.expect("consume");
+    ch.basic_cancel(replies.tag(), Default::default()).await.expect("cancel");
+    let request = BasicProperties::default().with_reply_to(REPLY_TO.into());
+    let confirm = ch
+        .basic_publish("".into(), "nowhere".into(), BasicPublishOptions::default(), b"?", request)
+        .await
+        .expect("publish is sent");
+    assert_eq!(
+        refusal(confirm.await),
+        (406, "PRECONDITION_FAILED - fast reply consumer does not exist".into())
     );
     // Asking for a reply on a channel that does not consume replies closes it (the confirm
     // that will not come fails with the channel's close).
@@ -540,4 +569,41 @@ impl Raw {
         .await
         .expect("a frame in time")
     }
+}
+
+/// Where RabbitMQ 4 and 3.10 differ, the embedded broker follows 4: a mandatory reply that
+/// reaches its reply consumer is routed, not returned (3.10 returns it as unroutable and
+/// delivers it too). Embedded broker only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_mandatory_reply_is_not_returned() {
+    let broker = warren::broker::start(warren::broker::BrokerConfig::local()).await.expect("broker starts");
+    let (conn, client) = connect(&broker.url("guest", "guest")).await;
+    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let mut replies = client
+        .basic_consume(REPLY_TO.into(), "".into(), no_ack, FieldTable::default())
+        .await
+        .expect("consume");
+    let q = exclusive_queue(&client).await;
+    client.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    let request = BasicProperties::default().with_reply_to(REPLY_TO.into());
+    client
+        .basic_publish("".into(), q.as_str().into(), BasicPublishOptions::default(), b"?", request)
+        .await
+        .expect("request")
+        .await
+        .expect("confirmed");
+    let got = client.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("get");
+    let name = got.expect("the request").delivery.properties.reply_to().clone().expect("reply_to");
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let confirmation = client
+        .basic_publish("".into(), name.clone(), mandatory, b"!", BasicProperties::default())
+        .await
+        .expect("reply")
+        .await
+        .expect("confirmed");
+    assert!(confirmation.take_message().is_none(), "a delivered reply is not returned");
+    let r = tokio::time::timeout(WAIT, replies.next()).await.expect("the reply in time").unwrap().unwrap();
+    assert_eq!((r.data.as_slice(), r.routing_key.as_str()), (&b"!"[..], name.as_str()));
+    let _ = conn.close(200, "bye".into()).await;
+    broker.stop().await;
 }

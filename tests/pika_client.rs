@@ -174,10 +174,8 @@ fn pika_runs_rpc_with_direct_reply_to_on_both_brokers() {
         Ok(url) if !url.is_empty() => expect_checks_pass(RPC_SCRIPT, &url, "pika rpc: "),
         _ => {
             use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED pika rpc on RabbitMQ: WARREN_TEST_AMQP_URL is not set"
-            );
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED pika rpc on RabbitMQ: WARREN_TEST_AMQP_URL is not set");
         }
     }
 }

@@ -75,7 +75,9 @@ impl Core {
 
     /// A message published to `amq.rabbitmq.reply-to.<token>` on the default exchange: straight
     /// to the reply consumer. `Ok(false)` when the name is not (or no longer) anyone's:
-    /// unroutable, as in RabbitMQ.
+    /// unroutable, as in RabbitMQ. A delivered reply counts as routed, as in RabbitMQ 4 (whose
+    /// default exchange routes to the reply name); 3.10 also returned a delivered mandatory
+    /// reply as unroutable.
     pub(super) fn deliver_reply(&mut self, msg: Message) -> Result<bool, AmqpError> {
         let Some(&(conn, ch)) = self.replies.get(msg.routing_key.as_str()) else { return Ok(false) };
         if self.held_bytes() + msg.held > self.limits.max_held_bytes {
