@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{parse_amqplain, parse_plain, server_properties};
+use super::core::REPLY_TO;
 use super::frames::{self, Parsed, basic as b};
 use super::writer;
 use super::{AmqpError, BrokerConfig, ConnId, ConnOut, ConnShared, Core, Message, Out, REPLIES_HIGH, Scope};

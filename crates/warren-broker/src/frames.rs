@@ -22,6 +22,14 @@ pub enum Parsed {
     Bad(AmqpError),
 }
 
+/// A basic.qos method frame's prefetch_size, when not 0.
+fn qos_prefetch_size(kind: u8, payload: &[u8]) -> Option<u32> {
+    if kind != 1 || payload.len() < 8 || payload[..4] != [0, 60, 0, 10] {
+        return None;
+    }
+    Some(u32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"))).filter(|&n| n != 0)
+}
+
 /// One frame from the front of `buf`, if it is all there.
 pub fn parse(buf: &[u8], frame_max: u32) -> Parsed {
     if buf.len() < 7 {
@@ -57,6 +65,14 @@ pub fn parse(buf: &[u8], frame_max: u32) -> Parsed {
     // type, skipping amq-protocol's whole-frame parser, whose layers moved each 320-byte frame
     // around several times on the path every task takes.
     let (channel, payload) = (u16::from_be_bytes([buf[1], buf[2]]), &buf[7..size + 7]);
+    if let Some(size) = qos_prefetch_size(kind, payload) {
+        // amq-protocol's parser drops basic.qos's prefetch_size, so it is read here. RabbitMQ
+        // has no byte-sized windows either and closes the connection.
+        return Parsed::Bad(AmqpError::connection(
+            540,
+            format!("NOT_IMPLEMENTED - prefetch_size!=0 ({size})"),
+        ));
+    }
     let frame = match kind {
         1 => match parse_class(payload) {
             Ok(([], class)) => Some(AMQPFrame::Method(channel, class)),

@@ -18,6 +18,7 @@ mod frames;
 /// For the fuzz targets in fuzz/ and their regression tests only.
 #[doc(hidden)]
 pub mod fuzzing;
+mod headers;
 mod memory;
 mod queue;
 mod writer;
@@ -32,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use core::Core;
+pub use core::{Core, REPLY_TO};
 
 /// What the broker reports as `product` in connection.start.
 pub const PRODUCT: &str = "warren";

@@ -130,4 +130,39 @@ mod tests {
         let p = BasicProperties::default().with_headers(t).with_message_id("m".repeat(200).into());
         assert!(properties_heap(&p) > 1200, "{}", properties_heap(&p));
     }
+
+    /// Binding arguments are held for as long as the binding: charged when bound, given back
+    /// when unbound or when the queue or the exchange goes, and refused past the limit.
+    #[test]
+    fn binding_arguments_are_charged_while_bound() {
+        let mut core = Core::new(Limits { max_held_bytes: 200_000, ..Limits::default() });
+        let (tx, _rx) = mpsc::unbounded_channel();
+        core.register_connection(1, ConnOut { tx, shared: Arc::new(ConnShared::default()) });
+        core.open_channel(1, 1).expect("room for a channel");
+        core.queue_declare(1, "q", false, false, false, false, &FieldTable::default()).expect("declared");
+        core.exchange_declare("h", "headers", false, false, false, false).expect("declared");
+        let args = |n: usize| {
+            let mut t = FieldTable::default();
+            t.insert("v".into(), AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::Void; n])));
+            t
+        };
+        let small = args(100);
+        core.queue_bind(1, "q", "h", "", &small, true).expect("bound");
+        let charged = core.held_bytes();
+        assert!(charged >= table_heap(&small), "{charged}");
+        core.queue_bind(1, "q", "h", "", &small, true).expect("bound again: the same binding");
+        assert_eq!(core.held_bytes(), charged, "charged once");
+        core.queue_bind(1, "q", "h", "", &small, false).expect("unbound");
+        assert_eq!(core.held_bytes(), 0);
+        let e = core.queue_bind(1, "q", "h", "", &args(10_000), true).expect_err("over the limit");
+        assert_eq!(e.code, 406, "{}", e.text);
+        assert_eq!(core.held_bytes(), 0);
+        core.queue_bind(1, "q", "h", "", &small, true).expect("bound");
+        core.queue_delete(1, "q", false, false).expect("deleted");
+        assert_eq!(core.held_bytes(), 0, "its bindings went with the queue");
+        core.queue_declare(1, "q", false, false, false, false, &FieldTable::default()).expect("declared");
+        core.queue_bind(1, "q", "h", "", &small, true).expect("bound");
+        core.exchange_delete("h", false).expect("deleted");
+        assert_eq!(core.held_bytes(), 0, "its bindings went with the exchange");
+    }
 }

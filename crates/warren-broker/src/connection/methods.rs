@@ -62,14 +62,16 @@ impl Session<'_> {
             }
             queue::AMQPMethod::Bind(q) => {
                 let key = q.routing_key.as_str();
-                lock(&self.conn.core).queue_bind(id, q.queue.as_str(), q.exchange.as_str(), key, true)?;
+                let (queue, exchange) = (q.queue.as_str(), q.exchange.as_str());
+                lock(&self.conn.core).queue_bind(id, queue, exchange, key, &q.arguments, true)?;
                 if !q.nowait {
                     reply(self, queue::AMQPMethod::BindOk(queue::BindOk {}));
                 }
             }
             queue::AMQPMethod::Unbind(q) => {
                 let key = q.routing_key.as_str();
-                lock(&self.conn.core).queue_bind(id, q.queue.as_str(), q.exchange.as_str(), key, false)?;
+                let (queue, exchange) = (q.queue.as_str(), q.exchange.as_str());
+                lock(&self.conn.core).queue_bind(id, queue, exchange, key, &q.arguments, false)?;
                 reply(self, queue::AMQPMethod::UnbindOk(queue::UnbindOk {}));
             }
             queue::AMQPMethod::Purge(p) => {
@@ -93,6 +95,7 @@ impl Session<'_> {
         let id = self.conn.id;
         match m {
             basic::AMQPMethod::Qos(q) => {
+                // prefetch_size != 0 was refused as the frame was read (see frames::parse).
                 lock(&self.conn.core).qos(id, ch, q.prefetch_count, q.global);
                 self.send_method(ch, b(basic::AMQPMethod::QosOk(basic::QosOk {})));
             }

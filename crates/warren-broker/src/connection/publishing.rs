@@ -126,14 +126,29 @@ impl Session<'_> {
             return self.refuse(ch, confirm, seq, e);
         }
         let mandatory = inc.mandatory;
+        let mut properties = inc.properties.unwrap_or_default();
+        let mut held = inc.held;
+        // Direct reply-to: a request asking for a reply carries this channel's reply name.
+        if properties.reply_to().as_ref().is_some_and(|r| r.as_str() == REPLY_TO) {
+            let mut core = lock(&self.conn.core);
+            let name = match core.reply_to_name(self.conn.id, ch) {
+                Ok(name) => name,
+                Err(e) => {
+                    core.release(inc.charged);
+                    return Err(e);
+                }
+            };
+            held += name.len() - REPLY_TO.len();
+            properties = properties.with_reply_to(name.into());
+        }
         // Its held size was reckoned at its header (all of its announced size came): its
         // headers are not walked a second time.
         let msg = Message {
             exchange: inc.exchange,
             routing_key: inc.routing_key,
-            properties: inc.properties.unwrap_or_default(),
+            properties,
             body: inc.body,
-            held: inc.held,
+            held,
         };
         // Kept for basic.return; cheap next to the body only when it is needed.
         let returned = mandatory.then(|| Message {

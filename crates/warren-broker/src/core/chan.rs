@@ -30,6 +30,8 @@ pub(super) struct Chan {
     pub(super) consumers: HashMap<ShortString, ConsumerState>,
     /// channel.flow active=false stops deliveries to this channel.
     pub(super) paused: bool,
+    /// Its direct reply-to consumer, if it has one (at most one per channel, as in RabbitMQ).
+    pub(super) reply: Option<super::reply_to::ReplyConsumer>,
 }
 
 /// A message handed to a channel: what its basic.deliver or basic.get-ok says of it.

@@ -28,6 +28,9 @@ impl Core {
         no_ack: bool,
         exclusive: bool,
     ) -> Result<ShortString, AmqpError> {
+        if queue == REPLY_TO {
+            return self.consume_reply_to(conn, ch, tag, no_ack);
+        }
         let q = self.queue_for(conn, queue)?;
         if q.exclusive_consumer || (exclusive && q.consumer_count() > 0) {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
@@ -48,7 +51,11 @@ impl Core {
             ));
         }
         if quorum && chan.qos_global > 0 && !no_ack {
-            return Err(err(540, "NOT_IMPLEMENTED - queue does not support global qos"));
+            // A connection error in RabbitMQ, naming the queue.
+            return Err(AmqpError::connection(
+                540,
+                format!("NOT_IMPLEMENTED - queue '{queue}' in vhost '/' does not support global qos"),
+            ));
         }
         if consumers >= self.limits.max_consumers {
             return Err(full(self.limits.max_consumers, "consumers", "cancel some"));
@@ -73,6 +80,11 @@ impl Core {
 
     pub fn cancel(&mut self, conn: ConnId, ch: u16, tag: &str) {
         let Some(chan) = self.channels.get_mut(&(conn, ch)) else { return };
+        if chan.reply.as_ref().is_some_and(|r| r.tag.as_str() == tag) {
+            let r = chan.reply.take().expect("checked above");
+            self.drop_reply_consumer(r);
+            return;
+        }
         let Some(c) = chan.consumers.remove(tag) else { return };
         let key = ConsumerKey { conn, channel: ch, tag: tag.into() };
         if let Some(q) = self.queues.get_mut(&c.queue) {

@@ -50,11 +50,10 @@ impl Core {
             ));
         }
         let Some(k) = Kind::parse(kind) else {
+            // RabbitMQ's words; plugin types (x-delayed-message, ...) are unknown here too.
             return Err(AmqpError::connection(
                 503,
-                format!(
-                    "COMMAND_INVALID - invalid exchange type '{kind}' (the embedded broker routes direct, fanout and topic)"
-                ),
+                format!("COMMAND_INVALID - unknown exchange type '{kind}'"),
             ));
         };
         if self.exchanges.len() - BUILT_IN_EXCHANGES.len() >= self.limits.max_exchanges {
@@ -68,10 +67,12 @@ impl Core {
         if name.is_empty() || name.starts_with("amq.") {
             return Err(err(403, format!("ACCESS_REFUSED - operation not permitted on exchange '{name}'")));
         }
-        let Some(x) = self.exchanges.get(name) else { return Err(not_found_exchange(name)) };
+        // Deleting what is not there succeeds, as in RabbitMQ: clean-up scripts are idempotent.
+        let Some(x) = self.exchanges.get(name) else { return Ok(()) };
         if if_unused && !x.bindings.is_empty() {
             return Err(err(406, format!("PRECONDITION_FAILED - exchange '{name}' in vhost '/' in use")));
         }
+        self.held_bytes -= x.held();
         self.exchanges.remove(name);
         Ok(())
     }
@@ -89,6 +90,9 @@ impl Core {
         auto_delete: bool,
         arguments: &FieldTable,
     ) -> Result<DeclareOk, AmqpError> {
+        if let Some(reply_to) = self.declare_reply_to(name) {
+            return reply_to;
+        }
         let server_named = name.is_empty();
         let name = if server_named {
             self.next_tag += 1;
@@ -159,12 +163,14 @@ impl Core {
         Ok((name, 0, 0))
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn queue_bind(
         &mut self,
         conn: ConnId,
         queue: &str,
         exchange: &str,
         key: &str,
+        arguments: &FieldTable,
         bind: bool,
     ) -> Result<(), AmqpError> {
         if exchange.is_empty() {
@@ -172,15 +178,30 @@ impl Core {
         }
         self.queue_for(conn, queue)?;
         let Some(x) = self.exchanges.get(exchange) else { return Err(not_found_exchange(exchange)) };
-        let b = Binding { queue: queue.to_string(), key: key.to_string() };
-        if bind && !x.bindings.contains(&b) && self.binding_count() >= self.limits.max_bindings {
-            return Err(full(self.limits.max_bindings, "bindings", "unbind some"));
+        let b = Binding::with_args(queue, key, x.kind, arguments)?;
+        if bind && !x.bindings.contains(&b) {
+            if self.binding_count() >= self.limits.max_bindings {
+                return Err(full(self.limits.max_bindings, "bindings", "unbind some"));
+            }
+            // Arguments are memory a client makes the broker hold: charged like messages.
+            if self.held_bytes() + b.held() > self.limits.max_held_bytes {
+                return Err(full(
+                    self.limits.max_held_bytes,
+                    "bytes of messages and binding arguments",
+                    "consume, purge or unbind some",
+                ));
+            }
+            self.held_bytes += b.held();
         }
         let x = self.exchanges.get_mut(exchange).expect("looked up above");
         if bind {
             x.bindings.insert(b);
-        } else if x.unbind(|have| *have == b) {
-            self.exchanges.remove(exchange);
+        } else {
+            let (gone, freed) = x.unbind(|have| *have == b);
+            self.held_bytes -= freed;
+            if gone {
+                self.exchanges.remove(exchange);
+            }
         }
         Ok(())
     }
@@ -199,6 +220,10 @@ impl Core {
         if_unused: bool,
         if_empty: bool,
     ) -> Result<u32, AmqpError> {
+        // Deleting what is not there succeeds, as in RabbitMQ: clean-up scripts are idempotent.
+        if !self.queues.contains_key(queue) {
+            return Ok(0);
+        }
         let q = self.queue_for(conn, queue)?;
         if if_unused && q.consumer_count() > 0 {
             return Err(err(406, format!("PRECONDITION_FAILED - queue '{queue}' in vhost '/' in use")));
@@ -214,7 +239,13 @@ impl Core {
         let Some(mut q) = self.queues.remove(name) else { return 0 };
         let (n, bytes) = q.ready.purge();
         self.held_bytes -= bytes + q.args.held();
-        self.exchanges.retain(|_, x| !x.unbind(|b| b.queue == name));
+        let mut freed = 0;
+        self.exchanges.retain(|_, x| {
+            let (gone, held) = x.unbind(|b| b.queue == name);
+            freed += held;
+            !gone
+        });
+        self.held_bytes -= freed;
         for key in q.ring.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
                 chan.consumers.remove(&key.tag);

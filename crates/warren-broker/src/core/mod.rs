@@ -16,21 +16,25 @@ mod chan;
 mod consume;
 mod declare;
 mod publish;
+mod reply_to;
 mod settle;
 mod timers;
 
 use chan::{Chan, ConsumerState, Unacked};
 use publish::held_full;
+pub use reply_to::REPLY_TO;
 pub(crate) use timers::Timer;
 
 type ChanKey = (ConnId, u16);
 
 /// Exchanges every vhost has, which cannot be deleted: the default exchange and amq.*.
-const BUILT_IN_EXCHANGES: [(&str, Kind); 4] = [
+const BUILT_IN_EXCHANGES: [(&str, Kind); 6] = [
     ("", Kind::Direct),
     ("amq.direct", Kind::Direct),
     ("amq.fanout", Kind::Fanout),
     ("amq.topic", Kind::Topic),
+    ("amq.headers", Kind::Headers),
+    ("amq.match", Kind::Headers),
 ];
 
 pub struct Core {
@@ -38,6 +42,8 @@ pub struct Core {
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, Queue>,
     channels: HashMap<ChanKey, Chan>,
+    /// Direct reply-to: each reply name and the channel whose reply consumer it reaches.
+    replies: HashMap<String, ChanKey>,
     conns: HashMap<ConnId, ConnOut>,
     next_seq: u64,
     next_tag: u64,
@@ -77,6 +83,7 @@ impl Core {
             exchanges,
             queues: HashMap::new(),
             channels: HashMap::new(),
+            replies: HashMap::new(),
             conns: HashMap::new(),
             next_seq: 0,
             next_tag: 0,
@@ -114,7 +121,7 @@ impl Core {
     }
 
     fn consumer_count(&self) -> usize {
-        self.queues.values().map(Queue::consumer_count).sum()
+        self.queues.values().map(Queue::consumer_count).sum::<usize>() + self.replies.len()
     }
 
     pub fn register_connection(&mut self, id: ConnId, out: ConnOut) {
@@ -180,7 +187,10 @@ impl Core {
 
     /// Close a channel: cancel its consumers and requeue its unacked deliveries in order.
     pub fn close_channel(&mut self, conn: ConnId, ch: u16) {
-        let Some(chan) = self.channels.remove(&(conn, ch)) else { return };
+        let Some(mut chan) = self.channels.remove(&(conn, ch)) else { return };
+        if let Some(r) = chan.reply.take() {
+            self.drop_reply_consumer(r);
+        }
         let mut touched: Vec<String> = Vec::new();
         for (tag, c) in chan.consumers {
             let key = ConsumerKey { conn, channel: ch, tag };
@@ -239,7 +249,11 @@ fn full(max: usize, what: &str, remedy: &str) -> AmqpError {
 fn locked(name: &str) -> AmqpError {
     err(
         405,
-        format!("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost '/'"),
+        format!(
+            "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost '/'. \
+             It could be originally declared on another connection or the exclusive property value \
+             does not match that of the original declaration."
+        ),
     )
 }
 

@@ -12,6 +12,11 @@ impl Core {
             // The default exchange, the work queue's: it is always there (it cannot be deleted)
             // and routes to the queue the key names, so no lookup and no list of targets.
             if !self.queues.contains_key(routing_key) {
+                // Checked only when no queue has the name: client-named queues cannot start
+                // with amq., so a reply name is never a queue's.
+                if routing_key.starts_with(reply_to::REPLY_PREFIX) {
+                    return self.deliver_reply(msg);
+                }
                 return Ok(false);
             }
             None
@@ -24,7 +29,7 @@ impl Core {
                         format!("ACCESS_REFUSED - cannot publish to internal exchange '{exchange}'"),
                     ));
                 }
-                Some(x) => match x.route(routing_key) {
+                Some(x) => match x.route(routing_key, msg.properties.headers().as_ref()) {
                     targets if targets.is_empty() => return Ok(false),
                     targets => Some(targets),
                 },
