@@ -8,7 +8,9 @@ mod common;
 #[path = "support/queues.rs"]
 mod queues;
 
-use lapin::options::{BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions};
+use lapin::options::{
+    BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+};
 use lapin::types::{AMQPValue, FieldArray, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
 use queues::{Client, Death, int, s, table};
@@ -25,22 +27,44 @@ async fn rejected_twice(url: &str) {
     let mut c = Client::connect(url).await;
     let entry = common::unique_queue("dlx-entry");
     let dlx = common::unique_queue("dlx-fanout");
-    c.ch.exchange_declare(entry.as_str().into(), ExchangeKind::Direct, ExchangeDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("entry exchange");
-    c.ch.exchange_declare(dlx.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("dlx");
+    c.ch.exchange_declare(
+        entry.as_str().into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("entry exchange");
+    c.ch.exchange_declare(
+        dlx.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("dlx");
     let dlq = c.queue("dlx-last", &[]).await;
     let mid = c.queue("dlx-mid", &to_dlq(&dlq)).await;
     // No dead-letter routing key: the message keeps its own ("k").
     let src = c.queue("dlx-src", &[("x-dead-letter-exchange", s(&dlx))]).await;
-    c.ch.queue_bind(src.as_str().into(), entry.as_str().into(), "k".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .expect("bind src");
-    c.ch.queue_bind(mid.as_str().into(), dlx.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .expect("bind mid");
+    c.ch.queue_bind(
+        src.as_str().into(),
+        entry.as_str().into(),
+        "k".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind src");
+    c.ch.queue_bind(
+        mid.as_str().into(),
+        dlx.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind mid");
     let props = BasicProperties::default()
         .with_expiration("60000".into())
         .with_headers(table(&[("app", s("kept"))]))
@@ -50,13 +74,15 @@ async fn rejected_twice(url: &str) {
     let at_mid = c.get(&mid).await.expect("dead-lettered to mid");
     assert_eq!((at_mid.exchange.as_str(), at_mid.routing_key.as_str()), (dlx.as_str(), "k"));
     assert_eq!(at_mid.properties.expiration(), &None, "the expiration moves into x-death");
-    let first = Death { original_expiration: Some("60000".into()), ..Death::first("rejected", &src, &entry, "k") };
+    let first =
+        Death { original_expiration: Some("60000".into()), ..Death::first("rejected", &src, &entry, "k") };
     assert_eq!(at_mid.deaths(), vec![first]);
     reject(at_mid).await;
     let mut dead = c.consume(&dlq, 10).await;
     let d = dead.next().await;
     assert_eq!((d.body.as_str(), d.exchange.as_str(), d.routing_key.as_str()), ("poison", "", dlq.as_str()));
-    let first = Death { original_expiration: Some("60000".into()), ..Death::first("rejected", &src, &entry, "k") };
+    let first =
+        Death { original_expiration: Some("60000".into()), ..Death::first("rejected", &src, &entry, "k") };
     assert_eq!(d.deaths(), vec![Death::first("rejected", &mid, &dlx, "k"), first], "most recent first");
     assert_eq!(d.header_text("x-first-death-queue"), Some(src.clone()));
     assert_eq!(d.header_text("x-first-death-exchange"), Some(entry.clone()));
@@ -65,7 +91,9 @@ async fn rejected_twice(url: &str) {
     assert_eq!(d.properties.message_id().as_ref().map(|m| m.as_str()), Some("id-1"));
     dead.close().await;
     for x in [&entry, &dlx] {
-        c.ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.expect("delete exchange");
+        c.ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .expect("delete exchange");
     }
     c.close().await;
 }
@@ -90,10 +118,24 @@ async fn counted_and_cycles(url: &str) {
     }
     // Expired back into its own queue, or round two queues: a cycle with no rejection in it,
     // dropped.
-    let own = c.queue("dlx-cycle-own", &[("x-dead-letter-exchange", s("")), ("x-message-ttl", int(100))]).await;
+    let own =
+        c.queue("dlx-cycle-own", &[("x-dead-letter-exchange", s("")), ("x-message-ttl", int(100))]).await;
     let b = common::unique_queue("dlx-cycle-b");
-    let a = c.queue("dlx-cycle-a", &[("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&b)), ("x-message-ttl", int(100))]).await;
-    let b_args = [("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&a)), ("x-message-ttl", int(100))];
+    let a = c
+        .queue(
+            "dlx-cycle-a",
+            &[
+                ("x-dead-letter-exchange", s("")),
+                ("x-dead-letter-routing-key", s(&b)),
+                ("x-message-ttl", int(100)),
+            ],
+        )
+        .await;
+    let b_args = [
+        ("x-dead-letter-exchange", s("")),
+        ("x-dead-letter-routing-key", s(&a)),
+        ("x-message-ttl", int(100)),
+    ];
     let opts = lapin::options::QueueDeclareOptions::default();
     c.ch.queue_declare(b.as_str().into(), opts, table(&b_args)).await.expect("declare b");
     assert!(c.publish(&own, "o").await);
@@ -103,7 +145,9 @@ async fn counted_and_cycles(url: &str) {
     assert_eq!(counts, (0, 0, 0), "cycles are dropped");
     let _ = c.ch.queue_delete(b.as_str().into(), Default::default()).await;
     // A DLX that does not exist: dropped, and nothing else happens.
-    let lost = c.queue("dlx-missing", &[("x-dead-letter-exchange", s(&common::unique_queue("no-such-exchange")))]).await;
+    let lost = c
+        .queue("dlx-missing", &[("x-dead-letter-exchange", s(&common::unique_queue("no-such-exchange")))])
+        .await;
     assert!(c.publish(&lost, "m").await);
     reject(c.get(&lost).await.expect("m")).await;
     assert_eq!(c.count(&lost).await, 0);
@@ -138,8 +182,9 @@ async fn delivery_limit(url: &str) {
         }
         d.delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.expect("nack");
     }
-    let want: Vec<(String, bool)> =
-        [("poison", false), ("poison", true), ("poison", true), ("fine", false)].map(|(b, r)| (b.into(), r)).into();
+    let want: Vec<(String, bool)> = [("poison", false), ("poison", true), ("poison", true), ("fine", false)]
+        .map(|(b, r)| (b.into(), r))
+        .into();
     assert_eq!(seen, want);
     let mut dead = c.consume(&dlq, 10).await;
     let d = dead.next().await;
@@ -205,7 +250,8 @@ async fn hostile_x_death_headers_are_survived() {
         AMQPValue::FieldArray(FieldArray::from(vec![entry(int(1), &huge); 50])),
     ];
     for (i, x_death) in cases.into_iter().enumerate() {
-        let props = BasicProperties::default().with_headers(table(&[("x-death", x_death), ("x-first-death-queue", int(3))]));
+        let props = BasicProperties::default()
+            .with_headers(table(&[("x-death", x_death), ("x-first-death-queue", int(3))]));
         assert!(c.publish_with(&src, &i.to_string(), props).await);
         reject(c.get(&src).await.expect("in src")).await;
         let d = c.get(&dlq).await.expect("dead-lettered");

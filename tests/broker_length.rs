@@ -64,7 +64,8 @@ async fn max_length_bytes_counts_message_bodies() {
 
 async fn reject_publish(url: &str) {
     let mut c = Client::connect(url).await;
-    let src = c.queue("reject-publish", &[("x-max-length", int(2)), ("x-overflow", s("reject-publish"))]).await;
+    let src =
+        c.queue("reject-publish", &[("x-max-length", int(2)), ("x-overflow", s("reject-publish"))]).await;
     assert!(c.publish(&src, "1").await);
     assert!(c.publish(&src, "2").await);
     assert!(!c.publish(&src, "3").await, "nacked: the queue is full");
@@ -76,7 +77,13 @@ async fn reject_publish(url: &str) {
     // Without confirms the refused publish is dropped silently: no channel error.
     let plain = c.conn.create_channel().await.expect("channel");
     plain
-        .basic_publish("".into(), src.as_str().into(), BasicPublishOptions::default(), b"6", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            src.as_str().into(),
+            BasicPublishOptions::default(),
+            b"6",
+            BasicProperties::default(),
+        )
         .await
         .expect("publish");
     // A round trip on the same channel: it is still open, and the queue still holds 2.

@@ -48,7 +48,10 @@ async fn expired_messages_are_dead_lettered_in_order(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_messages_are_dead_lettered_in_order_with_x_death() {
-    on_every_broker!("expired_messages_are_dead_lettered_in_order_with_x_death", expired_messages_are_dead_lettered_in_order);
+    on_every_broker!(
+        "expired_messages_are_dead_lettered_in_order_with_x_death",
+        expired_messages_are_dead_lettered_in_order
+    );
 }
 
 async fn expiration_only_at_the_head(url: &str) {

@@ -210,7 +210,9 @@ impl Client {
     /// basic.get, auto-ack: the bodies left in the queue, in order.
     pub async fn drain(&self, queue: &str) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(m) = self.ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("get") {
+        while let Some(m) =
+            self.ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("get")
+        {
             out.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
         }
         out
@@ -219,7 +221,11 @@ impl Client {
     /// Ready messages, by passive declare (which renews x-expires: not for those tests).
     pub async fn count(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-        self.ch.queue_declare(queue.into(), passive, FieldTable::default()).await.expect("passive").message_count()
+        self.ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .expect("passive")
+            .message_count()
     }
 
     /// A consumer on its own channel (prefetch `prefetch`, manual ack).
@@ -237,7 +243,9 @@ impl Client {
     /// a queue the test consumes, arrives once it has expired there.
     pub async fn clock(&mut self, ms: u64) {
         let probe = self.queue("clock-probe", &[]).await;
-        let timer = self.queue("clock", &[("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&probe))]).await;
+        let timer = self
+            .queue("clock", &[("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&probe))])
+            .await;
         let mut probe_in = self.consume(&probe, 1).await;
         let props = BasicProperties::default().with_expiration(ms.to_string().into());
         assert!(self.publish_with(&timer, "tick", props).await);

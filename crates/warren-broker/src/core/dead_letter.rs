@@ -102,9 +102,8 @@ fn dead_lettered(msg: &Message, queue: &str, reason: Reason, dlx: &str, key: Opt
         Some(AMQPValue::FieldArray(a)) => a.as_slice().to_vec(),
         _ => Vec::new(),
     };
-    let same = deaths.iter().position(|d| {
-        field(d, "queue").as_deref() == Some(queue) && field(d, "reason").as_deref() == Some(reason.name())
-    });
+    let same =
+        deaths.iter().position(|d| field_is(d, "queue", queue) && field_is(d, "reason", reason.name()));
     if let Some(i) = same {
         let earlier = deaths.remove(i);
         let count = match &earlier {
@@ -128,26 +127,30 @@ fn dead_lettered(msg: &Message, queue: &str, reason: Reason, dlx: &str, key: Opt
     Message::new(dlx.into(), routing_key.into(), without_expiration(p, headers), msg.body.clone())
 }
 
-/// A string field of an x-death record, if the record is a table and the field a string.
-fn field(death: &AMQPValue, name: &str) -> Option<String> {
-    match death {
-        AMQPValue::FieldTable(t) => t.inner().get(name).and_then(crate::queue::string),
-        _ => None,
+/// Whether field `name` of an x-death record is the string `want` (without copying it: the
+/// records are compared once for each death the message has had).
+fn field_is(death: &AMQPValue, name: &str, want: &str) -> bool {
+    let AMQPValue::FieldTable(t) = death else { return false };
+    match t.inner().get(name) {
+        Some(AMQPValue::LongString(s)) => s.as_bytes() == want.as_bytes(),
+        Some(AMQPValue::ShortString(s)) => s.as_str() == want,
+        _ => false,
     }
 }
 
 /// RabbitMQ's cycle rule (rabbit_dead_letter:is_cycle): the message already died in `queue`,
 /// and no death since then, that one included, was a rejection.
 fn is_cycle(msg: &Message, queue: &str) -> bool {
-    let Some(AMQPValue::FieldArray(deaths)) = msg.properties.headers().as_ref().and_then(|h| h.inner().get("x-death"))
+    let Some(AMQPValue::FieldArray(deaths)) =
+        msg.properties.headers().as_ref().and_then(|h| h.inner().get("x-death"))
     else {
         return false;
     };
     for d in deaths.as_slice() {
-        if field(d, "reason").as_deref() == Some("rejected") {
+        if field_is(d, "reason", "rejected") {
             return false;
         }
-        if field(d, "queue").as_deref() == Some(queue) {
+        if field_is(d, "queue", queue) {
             return true;
         }
     }
@@ -172,4 +175,81 @@ fn without_expiration(p: &BasicProperties, headers: FieldTable) -> BasicProperti
         user_id => with_user_id, app_id => with_app_id, cluster_id => with_cluster_id
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use amq_protocol::types::FieldTable;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{ConnOut, ConnShared};
+
+    fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert((*k).into(), v.clone());
+        }
+        t
+    }
+
+    fn text(s: &str) -> AMQPValue {
+        AMQPValue::LongString(s.into())
+    }
+
+    /// Every way out (expired, maxlen, rejected, delivery limit, reject-publish-dlx) gives
+    /// back what the message held where it was, and charges its copy where it goes: once all
+    /// is consumed, the broker holds only its queues' arguments again.
+    #[test]
+    fn dead_letters_are_charged_where_they_go_and_released_where_they_were() {
+        let mut core = Core::new(Limits::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        core.register_connection(1, ConnOut { tx, shared: Arc::new(ConnShared::default()) });
+        core.open_channel(1, 1).expect("channel");
+        let declare = |core: &mut Core, name: &str, a: &[(&str, AMQPValue)], durable: bool| {
+            core.queue_declare(1, name, false, durable, false, false, &args(a)).expect("declared");
+        };
+        declare(&mut core, "dlq", &[], false);
+        let dl = [("x-dead-letter-exchange", text("")), ("x-dead-letter-routing-key", text("dlq"))];
+        let mut ttl = dl.to_vec();
+        ttl.extend([("x-message-ttl", AMQPValue::LongInt(50)), ("x-max-length", AMQPValue::LongInt(2))]);
+        declare(&mut core, "ttl", &ttl, false);
+        let mut full = dl.to_vec();
+        full.extend([("x-max-length", AMQPValue::LongInt(0)), ("x-overflow", text("reject-publish-dlx"))]);
+        declare(&mut core, "full", &full, false);
+        let mut quorum = dl.to_vec();
+        quorum.extend([("x-queue-type", text("quorum")), ("x-delivery-limit", AMQPValue::LongInt(0))]);
+        declare(&mut core, "quorum", &quorum, true);
+        let baseline = core.held_bytes();
+        let msg = |key: &str| {
+            let p = BasicProperties::default().with_expiration("100000".into());
+            Message::new("".into(), key.into(), p, vec![7; 500])
+        };
+        for _ in 0..3 {
+            core.publish(msg("ttl")).expect("published"); // the first is dropped (maxlen)
+        }
+        assert!(core.publish(msg("full")).is_err(), "rejected and dead-lettered");
+        for queue in ["quorum", "ttl"] {
+            core.publish(msg(queue)).expect("published");
+            // Rejected from ttl; returned past its limit (0) from quorum.
+            let Some(Out::GetOk { delivery_tag, .. }) = core.get(1, 1, queue, false).expect("get") else {
+                panic!("a message in {queue}")
+            };
+            core.nack(1, 1, delivery_tag, false, queue == "quorum").expect("nacked");
+        }
+        // The fourth message into "ttl" dropped its oldest; the one left there expires.
+        core.run_due(tokio::time::Instant::now() + Duration::from_secs(1));
+        let mut reasons = Vec::new();
+        while let Some(Out::GetOk { msg, .. }) = core.get(1, 1, "dlq", true).expect("get") {
+            let h = msg.properties.headers().clone().unwrap_or_default();
+            reasons.push(
+                h.inner().get("x-first-death-reason").and_then(crate::queue::string).unwrap_or_default(),
+            );
+        }
+        assert_eq!(reasons, ["maxlen", "maxlen", "delivery_limit", "maxlen", "rejected", "expired"]);
+        while rx.try_recv().is_ok() {} // written: what no_ack handed out is released
+        assert_eq!(core.held_bytes(), baseline);
+    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::dead_letter::Reason;
+
 use super::*;
 
 /// The `expiration` property, checked as RabbitMQ checks it at publish (rabbit_basic:
@@ -145,7 +146,59 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use amq_protocol::protocol::BasicProperties;
+    use amq_protocol::types::AMQPValue;
+
+    use super::super::timers::SWEEP_LIMIT;
     use super::*;
+
+    fn declare(core: &mut Core, name: &str, args: &[(&str, AMQPValue)]) {
+        let mut t = FieldTable::default();
+        for (k, v) in args {
+            t.insert((*k).into(), v.clone());
+        }
+        core.queue_declare(1, name, false, false, false, false, &t).expect("declared");
+    }
+
+    /// Timers are never cancelled, but a client renewing a queue's lease over and over does not
+    /// pile them up: stale ones are swept out.
+    #[test]
+    fn renewing_a_lease_again_and_again_keeps_the_timer_heap_bounded() {
+        let mut core = Core::new(Limits::default());
+        declare(&mut core, "q", &[("x-expires", AMQPValue::LongInt(3_600_000))]);
+        core.open_channel(1, 1).expect("channel");
+        for _ in 0..20_000 {
+            assert!(core.get(1, 1, "q", true).expect("get").is_none());
+        }
+        assert!(core.timers.len() <= SWEEP_LIMIT + 1, "{} timers", core.timers.len());
+    }
+
+    /// A message expiring through a long chain of TTL-0 queues, each dead-lettering to the
+    /// next, is routed in a loop, not by recursion: on a 256 KiB stack, where 300 nested hops
+    /// would not fit. (Its x-death grows a record at each hop, as in RabbitMQ: the chain's
+    /// cost is quadratic, hence no longer chain here.)
+    #[test]
+    fn a_long_chain_of_dead_letters_does_not_grow_the_stack() {
+        let chain = || {
+            let mut core = Core::new(Limits::default());
+            let n = 300;
+            declare(&mut core, &format!("q{n}"), &[]);
+            for i in (0..n).rev() {
+                let next = AMQPValue::LongString(format!("q{}", i + 1).into());
+                let dl = [
+                    ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+                    ("x-dead-letter-routing-key", next),
+                    ("x-message-ttl", AMQPValue::LongInt(0)),
+                ];
+                declare(&mut core, &format!("q{i}"), &dl);
+            }
+            let m = Message::new("".into(), "q0".into(), BasicProperties::default(), b"x".to_vec());
+            core.publish(m).expect("published");
+            core.queues[&format!("q{n}")].ready.len()
+        };
+        let small_stack = std::thread::Builder::new().stack_size(256 << 10).spawn(chain).expect("thread");
+        assert_eq!(small_stack.join().expect("no stack overflow"), 1, "it went the whole way");
+    }
 
     #[test]
     fn expirations_are_read_as_rabbitmq_reads_them() {

@@ -54,7 +54,8 @@ impl Core {
         }
         let msg = Arc::new(msg);
         let taken = match targets {
-            Some(names) => names.iter().fold(true, |all, name| self.enqueue_one(name, &msg, expiration) && all),
+            // Every queue gets its copy, whichever refused it: no short-circuit.
+            Some(names) => names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration)).count() == 0,
             None => self.enqueue_one(msg.routing_key.as_str(), &msg, expiration),
         };
         if !taken {
@@ -76,7 +77,8 @@ impl Core {
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
         let now = (q.args.message_ttl.is_some() || expiration.is_some()).then(tokio::time::Instant::now);
         let expires = now.and_then(|now| Self::expiry_for(q, expiration, now));
-        let r = Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires };
+        let r =
+            Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires };
         self.held_bytes += msg.held;
         q.ready.push(r);
         if limited {

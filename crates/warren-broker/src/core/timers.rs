@@ -25,14 +25,14 @@ pub(crate) enum Timer {
 
 /// Past this many timers, and four times as many as queues, stale ones are swept out: timers
 /// are never cancelled, and a client could otherwise pile them up (a get or declare each).
-const SWEEP_ABOVE: usize = 4096;
+pub(super) const SWEEP_LIMIT: usize = 4096;
 
 impl Core {
     /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
         let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
-        if self.timers.len() >= SWEEP_ABOVE && self.timers.len() >= 4 * self.queues.len() {
+        if self.timers.len() >= SWEEP_LIMIT && self.timers.len() >= 4 * self.queues.len() {
             let all = std::mem::take(&mut self.timers).into_vec();
             self.timers = all.into_iter().filter(|Reverse((at, t))| self.timer_relevant(*at, t)).collect();
         }

@@ -39,7 +39,13 @@ impl ReadyStore {
     /// `max_priority`: the queue's x-max-priority, if it has one.
     pub fn new(max_priority: Option<u8>) -> Self {
         let n = max_priority.map_or(1, |m| usize::from(m) + 1);
-        Self { levels: (0..n).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0, body_bytes: 0, expiring: false }
+        Self {
+            levels: (0..n).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            bytes: 0,
+            body_bytes: 0,
+            expiring: false,
+        }
     }
 
     /// A message's level: its priority property, capped at the queue's maximum (as RabbitMQ
