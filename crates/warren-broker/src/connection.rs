@@ -437,7 +437,7 @@ impl Session<'_> {
         let Err(e) = result else { return Ok(()) };
         match e.scope {
             Scope::Connection => Err(End::Error(e, class_id, method_id)),
-            Scope::Channel | Scope::Refused => {
+            Scope::Channel | Scope::Refused | Scope::Rejected => {
                 lock(&self.conn.core).close_channel(self.conn.id, ch);
                 if let Some(c) = self.channels.get_mut(&ch) {
                     c.closing = true;

@@ -389,6 +389,9 @@ pub enum Scope {
     Channel,
     Connection,
     Refused,
+    /// A publish a queue refused by its own rule (x-overflow reject-publish): nacked under
+    /// confirms, dropped silently without, as RabbitMQ does; never a channel error.
+    Rejected,
 }
 
 impl AmqpError {
@@ -398,6 +401,10 @@ impl AmqpError {
 
     pub fn connection(code: u16, text: impl Into<String>) -> Self {
         Self { code, text: text.into(), scope: Scope::Connection }
+    }
+
+    pub fn rejected(text: impl Into<String>) -> Self {
+        Self { code: 406, text: format!("PRECONDITION_FAILED - {}", text.into()), scope: Scope::Rejected }
     }
 
     pub fn refused(text: impl Into<String>) -> Self {

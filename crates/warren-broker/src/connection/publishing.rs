@@ -185,9 +185,17 @@ impl Session<'_> {
 }
 
 impl Session<'_> {
-    /// A publish refused by a limit is nacked under confirms; any other error (or any refusal
-    /// without confirms) closes the channel or the connection.
+    /// A publish refused by a limit is nacked under confirms; one a full queue rejected
+    /// (x-overflow) is nacked under confirms and otherwise dropped silently; any other error
+    /// (or a limit's refusal without confirms) closes the channel or the connection.
     pub(super) fn refuse(&mut self, ch: u16, confirm: bool, seq: u64, e: AmqpError) -> Result<(), AmqpError> {
+        if e.scope == Scope::Rejected {
+            if confirm {
+                let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
+                self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));
+            }
+            return Ok(());
+        }
         if e.scope == Scope::Refused && confirm {
             let nack = basic::Nack { delivery_tag: seq, multiple: false, requeue: false };
             self.send_method(ch, b(basic::AMQPMethod::Nack(nack)));

@@ -70,6 +70,7 @@ impl Core {
             .insert(tag.clone(), ConsumerState { queue: queue.to_string(), no_ack, prefetch, unacked: 0 });
         let key = ConsumerKey { conn, channel: ch, tag: tag.clone() };
         self.queues.get_mut(queue).expect("checked above").add_consumer(key, exclusive);
+        self.queue_used(queue);
         Ok(tag)
     }
 
@@ -132,11 +133,15 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     pub(super) fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, unwritten, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, clock, .. } = self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind() == QueueType::Quorum;
+        let (mut now, mut expired) = (*clock, Vec::new());
         while !q.ready.is_empty() {
-            let Some(key) = q.ring.pop_front() else { return };
+            if q.ready.may_expire() && expiry::take_expired_head(&mut q.ready, &mut now, &mut expired) {
+                continue;
+            }
+            let Some(key) = q.ring.pop_front() else { break };
             if !can_take(channels, conns, &key) {
                 q.blocked.push(key);
                 continue;
@@ -165,6 +170,12 @@ impl Core {
                 });
             }
             q.ring.push_back(key);
+        }
+        if q.ready.may_expire() || !expired.is_empty() {
+            for r in expired {
+                self.dead_letter(queue, r, Reason::Expired);
+            }
+            self.arm_head(queue);
         }
     }
 }

@@ -118,6 +118,10 @@ impl Core {
                 }
                 q.args.check_equivalent(&name, arguments)?;
             }
+            // A declare is a use (x-expires), and counts what has not expired.
+            self.expire_due(&name, tokio::time::Instant::now());
+            self.queue_used(&name);
+            let q = &self.queues[&name];
             return Ok((name, q.ready.len() as u32, q.consumer_count() as u32));
         }
         if passive {
@@ -160,6 +164,7 @@ impl Core {
         self.held_bytes += held;
         let owner = exclusive.then_some(conn);
         self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, args));
+        self.queue_used(&name);
         Ok((name, 0, 0))
     }
 

@@ -2,25 +2,29 @@
 //! unacked deliveries and consumers. Connections call in with the lock held briefly; deliveries
 //! go out through each connection's outbound channel (never blocking under the lock).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amq_protocol::types::{FieldTable, ShortString};
 
 use super::exchange::{Binding, Exchange, Kind};
-use super::queue::{Queue, QueueArgs, QueueType, Ready};
+use super::queue::{Overflow, Queue, QueueArgs, QueueType, Ready, ReadyStore};
 use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message, Out, Unwritten};
 
 mod chan;
 mod consume;
+mod dead_letter;
 mod declare;
+mod expiry;
+mod length_limit;
 mod publish;
 mod reply_to;
 mod settle;
 mod timers;
 
 use chan::{Chan, ConsumerState, Unacked};
+use dead_letter::Reason;
 use publish::held_full;
 pub use reply_to::REPLY_TO;
 pub(crate) use timers::Timer;
@@ -55,6 +59,13 @@ pub struct Core {
     /// Timers, soonest first (see timers.rs).
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(tokio::time::Instant, Timer)>>,
     timer_wake: Arc<tokio::sync::Notify>,
+    /// Dead letters waiting to be routed, and whether a loop up the stack is routing them
+    /// (see dead_letter.rs).
+    dead_letters: VecDeque<(Message, Reason)>,
+    dead_lettering: bool,
+    /// The instant a message is being enqueued at, while its queue dispatches: a message with
+    /// TTL 0 may still go to a consumer that can take it then (expiry.rs).
+    clock: Option<tokio::time::Instant>,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -91,6 +102,9 @@ impl Core {
             unwritten: Arc::new(AtomicUsize::new(0)),
             timers: Default::default(),
             timer_wake: Default::default(),
+            dead_letters: VecDeque::new(),
+            dead_lettering: false,
+            clock: None,
         }
     }
 
@@ -207,9 +221,16 @@ impl Core {
     }
 
     /// Put an unacked delivery back in its queue (without dispatching); the queue's name, or
-    /// `None` if the queue is gone and the message with it.
+    /// `None` if the queue is gone and the message with it. A quorum queue's message returned
+    /// more often than its delivery limit is dead-lettered instead (reason `delivery_limit`):
+    /// every return counts, nack/reject with requeue, channel close and basic.recover, as on
+    /// RabbitMQ 3.10 (checked there).
     fn requeue(&mut self, u: Unacked) -> Option<String> {
         match self.queues.get_mut(&u.queue) {
+            Some(q) if q.args.delivery_limit.is_some_and(|l| u.ready.deliveries > l) => {
+                self.dead_letter(&u.queue, u.ready, Reason::DeliveryLimit);
+                None
+            }
             Some(q) => {
                 q.ready.requeue(u.ready);
                 Some(u.queue)
@@ -236,6 +257,7 @@ impl Core {
                 self.delete_queue_now(name);
             } else {
                 self.dispatch(name);
+                self.queue_used(name);
             }
         }
     }

@@ -7,6 +7,12 @@ impl Core {
     /// Route a message published to its exchange with its routing key. `Ok(false)`: it reached
     /// no queue.
     pub fn publish(&mut self, msg: Message) -> Result<bool, AmqpError> {
+        // Checked before routing, as RabbitMQ does: an unroutable message with a bad
+        // expiration is refused too.
+        let expiration = match msg.properties.expiration() {
+            Some(text) => Some(expiry::parse_expiration(text.as_str())?),
+            None => None,
+        };
         let (exchange, routing_key) = (msg.exchange.as_str(), msg.routing_key.as_str());
         let targets = if exchange.is_empty() {
             // The default exchange, the work queue's: it is always there (it cannot be deleted)
@@ -35,30 +41,65 @@ impl Core {
                 },
             }
         };
-        self.enqueue(targets.as_deref(), msg).map(|()| true)
+        self.enqueue(targets.as_deref(), msg, expiration).map(|()| true)
     }
 
     /// Put a routed message in each of its (existing) queues (`None`: the queue its routing key
     /// names), unless that would pass the limit on held bytes.
-    pub(super) fn enqueue(&mut self, targets: Option<&[String]>, msg: Message) -> Result<(), AmqpError> {
+    /// `expiration`: the message's own TTL, checked.
+    pub(super) fn enqueue(
+        &mut self,
+        targets: Option<&[String]>,
+        msg: Message,
+        expiration: Option<u64>,
+    ) -> Result<(), AmqpError> {
         let size = msg.held * targets.map_or(1, <[String]>::len);
         if self.held_bytes() + size > self.limits.max_held_bytes {
             return Err(held_full(self.limits.max_held_bytes));
         }
         let msg = Arc::new(msg);
-        match targets {
-            Some(names) => names.iter().for_each(|name| self.enqueue_one(name, &msg)),
-            None => self.enqueue_one(msg.routing_key.as_str(), &msg),
+        let taken = match targets {
+            // Every queue gets its copy, whichever refused it: no short-circuit.
+            Some(names) => names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration)).count() == 0,
+            None => self.enqueue_one(msg.routing_key.as_str(), &msg, expiration),
+        };
+        if !taken {
+            // Some queue refused it (x-overflow reject-publish): nacked under confirms.
+            return Err(AmqpError::rejected("a queue it was routed to is full (x-overflow reject-publish)"));
         }
         Ok(())
     }
 
-    pub(super) fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>) {
+    /// Put a message in an existing queue and dispatch; false if the queue refused it
+    /// (x-overflow reject-publish). Queues without TTL or limits pay one check for each.
+    pub(super) fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>, expiration: Option<u64>) -> bool {
+        let q = self.queues.get(queue).expect("routed to an existing queue");
+        let limited = length_limit::limited(q);
+        if limited && self.refuses(queue, msg) {
+            return false;
+        }
         self.next_seq += 1;
-        let r = Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0 };
+        let q = self.queues.get_mut(queue).expect("routed to an existing queue");
+        let now = (q.args.message_ttl.is_some() || expiration.is_some()).then(tokio::time::Instant::now);
+        let expires = now.and_then(|now| Self::expiry_for(q, expiration, now));
+        let r =
+            Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires };
         self.held_bytes += msg.held;
-        self.queues.get_mut(queue).expect("routed to an existing queue").ready.push(r);
-        self.dispatch(queue);
+        q.ready.push(r);
+        if limited {
+            self.drop_head(queue);
+        }
+        match now {
+            None => self.dispatch(queue),
+            Some(now) => {
+                let before = self.clock.replace(now);
+                self.dispatch(queue);
+                self.clock = before;
+                // What could not be delivered at once and expired already (TTL 0) goes now.
+                self.expire_due(queue, now);
+            }
+        }
+        true
     }
 
     /// basic.get: the head message, or `None` (get-empty).
@@ -69,10 +110,14 @@ impl Core {
         queue: &str,
         no_ack: bool,
     ) -> Result<Option<Out>, AmqpError> {
+        self.queue_for(conn, queue)?;
+        self.expire_due(queue, tokio::time::Instant::now());
+        self.queue_used(queue);
         let q = self.queue_for(conn, queue)?;
         let quorum = q.kind() == QueueType::Quorum;
         let Some(r) = q.ready.pop() else { return Ok(None) };
         let message_count = q.ready.len() as u32;
+        self.arm_head(queue);
         let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
         let h = chan.hand_out(queue, r, quorum, no_ack, None);
         let charge = no_ack.then(|| {

@@ -12,7 +12,7 @@ impl Core {
         Ok(())
     }
 
-    /// basic.nack / basic.reject: requeue at the original position, or drop.
+    /// basic.nack / basic.reject: requeue at the original position, or drop (or dead-letter).
     pub fn nack(
         &mut self,
         conn: ConnId,
@@ -27,7 +27,7 @@ impl Core {
             if requeue {
                 touched.extend(self.requeue(u));
             } else {
-                self.held_bytes -= u.ready.msg.held;
+                self.dead_letter(&u.queue, u.ready, Reason::Rejected);
             }
         }
         self.unblock_channel(conn, ch);

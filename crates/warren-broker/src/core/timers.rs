@@ -14,18 +14,28 @@ use super::*;
 /// Something due at a time. Each variant is checked against the state when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Timer {
+    /// The head of this queue may expire now (expiry.rs).
+    HeadExpiry(String),
+    /// This queue goes if unused since its use number .1 (x-expires; expiry.rs).
+    Unused(String, u64),
     /// For the timer task's own tests: fires and does nothing.
     #[cfg(test)]
     Nothing,
 }
 
-// Until the first feature's timer exists, outside tests the enum is empty.
-#[cfg_attr(not(test), allow(dead_code, unreachable_code))]
+/// Past this many timers, and four times as many as queues, stale ones are swept out: timers
+/// are never cancelled, and a client could otherwise pile them up (a get or declare each).
+pub(super) const SWEEP_LIMIT: usize = 4096;
+
 impl Core {
     /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
         let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
+        if self.timers.len() >= SWEEP_LIMIT && self.timers.len() >= 4 * self.queues.len() {
+            let all = std::mem::take(&mut self.timers).into_vec();
+            self.timers = all.into_iter().filter(|Reverse((at, t))| self.timer_relevant(*at, t)).collect();
+        }
         self.timers.push(Reverse((at, timer)));
         if sooner {
             // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
@@ -44,16 +54,23 @@ impl Core {
             if *at > now {
                 break;
             }
-            let Reverse((_, timer)) = self.timers.pop().expect("peeked");
-            self.fire(timer, now);
+            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
+            self.fire(at, timer, now);
         }
     }
 
-    fn fire(&mut self, timer: Timer, _now: Instant) {
+    fn fire(&mut self, at: Instant, timer: Timer, now: Instant) {
         match timer {
+            Timer::HeadExpiry(queue) => self.head_timer_fired(&queue, at, now),
+            Timer::Unused(queue, uses) => self.unused_timer_fired(&queue, uses),
             #[cfg(test)]
             Timer::Nothing => {}
         }
+    }
+
+    /// Whether a timer can still do something (a stale one would only find nothing to do).
+    fn timer_relevant(&self, at: Instant, timer: &Timer) -> bool {
+        self.expiry_timer_relevant(at, timer)
     }
 
     /// What the timer task waits on besides the clock.

@@ -71,7 +71,8 @@ const COMPARED: [&str; 21] = [
 ];
 
 /// A queue's checked arguments.
-// Some settings are used only by features still to come (TTL, length limits, dead-lettering).
+// Some settings are used only by features still to come (single active consumer, consumer
+// timeout).
 #[allow(dead_code)]
 #[derive(Debug, Clone, Default)]
 pub struct QueueArgs {

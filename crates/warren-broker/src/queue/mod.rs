@@ -10,8 +10,8 @@ use super::{ConnId, ConsumerKey};
 mod args;
 mod ready;
 
-#[allow(unused_imports)] // for the features still to come
-pub use args::{DEFAULT_DELIVERY_LIMIT, Overflow, QueueArgs, QueueType};
+#[allow(unused_imports)] // DEFAULT_DELIVERY_LIMIT: for the README's and tests' sake
+pub use args::{DEFAULT_DELIVERY_LIMIT, Overflow, QueueArgs, QueueType, integer, string};
 pub use ready::{Ready, ReadyStore};
 
 #[derive(Debug)]
@@ -30,6 +30,11 @@ pub struct Queue {
     pub exclusive_consumer: bool,
     /// Auto-delete queues go when their last consumer goes, not before their first.
     pub had_consumers: bool,
+    /// When the expiry timer for its head is due, if one is scheduled (core/expiry.rs).
+    pub head_timer: Option<tokio::time::Instant>,
+    /// Counts uses (declare, consume, get, last consumer gone) for x-expires: a timer set at a
+    /// use applies only if no use came after it.
+    pub uses: u64,
 }
 
 impl Queue {
@@ -44,6 +49,8 @@ impl Queue {
             blocked: Vec::new(),
             exclusive_consumer: false,
             had_consumers: false,
+            head_timer: None,
+            uses: 0,
         }
     }
 

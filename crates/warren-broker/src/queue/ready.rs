@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::Message;
 
 /// A ready message. `seq` is its place in publish order, kept so that a requeued message goes
@@ -16,6 +18,9 @@ pub struct Ready {
     pub redelivered: bool,
     /// How often it was delivered before (quorum queues report it as x-delivery-count).
     pub deliveries: u32,
+    /// When it expires (x-message-ttl or its `expiration`, the sooner), fixed when it was
+    /// enqueued: a requeued message keeps it.
+    pub expires: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -24,14 +29,23 @@ pub struct ReadyStore {
     levels: Vec<VecDeque<Ready>>,
     len: usize,
     bytes: usize,
+    /// Body bytes of the ready messages: what x-max-length-bytes limits, as RabbitMQ counts.
+    body_bytes: usize,
+    /// Some ready message may have an expiry: queues without TTL never look for one.
+    expiring: bool,
 }
 
-#[allow(dead_code)] // bytes/front/iter: for TTL and length limits, still to come
 impl ReadyStore {
     /// `max_priority`: the queue's x-max-priority, if it has one.
     pub fn new(max_priority: Option<u8>) -> Self {
         let n = max_priority.map_or(1, |m| usize::from(m) + 1);
-        Self { levels: (0..n).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0 }
+        Self {
+            levels: (0..n).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            bytes: 0,
+            body_bytes: 0,
+            expiring: false,
+        }
     }
 
     /// A message's level: its priority property, capped at the queue's maximum (as RabbitMQ
@@ -52,14 +66,31 @@ impl ReadyStore {
     }
 
     /// Bytes held (`Message::held`) by the ready messages.
+    #[cfg_attr(not(test), allow(dead_code))] // the core counts them in its held bytes
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn push(&mut self, r: Ready) {
-        let level = self.level(&r);
+    /// Body bytes of the ready messages (x-max-length-bytes counts these).
+    pub fn body_bytes(&self) -> usize {
+        self.body_bytes
+    }
+
+    /// Whether a ready message may have an expiry (false: none has).
+    pub fn may_expire(&self) -> bool {
+        self.expiring
+    }
+
+    fn count_in(&mut self, r: &Ready) {
         self.len += 1;
         self.bytes += r.msg.held;
+        self.body_bytes += r.msg.body.len();
+        self.expiring |= r.expires.is_some();
+    }
+
+    pub fn push(&mut self, r: Ready) {
+        let level = self.level(&r);
+        self.count_in(&r);
         self.levels[level].push_back(r);
     }
 
@@ -72,6 +103,10 @@ impl ReadyStore {
         let r = self.levels.iter_mut().rev().find_map(VecDeque::pop_front)?;
         self.len -= 1;
         self.bytes -= r.msg.held;
+        self.body_bytes -= r.msg.body.len();
+        if self.len == 0 {
+            self.expiring = false;
+        }
         Some(r)
     }
 
@@ -79,8 +114,7 @@ impl ReadyStore {
     pub fn requeue(&mut self, mut r: Ready) {
         r.redelivered = true;
         let level = self.level(&r);
-        self.len += 1;
-        self.bytes += r.msg.held;
+        self.count_in(&r);
         let lane = &mut self.levels[level];
         let at = lane.partition_point(|x| x.seq < r.seq);
         lane.insert(at, r);
@@ -92,10 +126,13 @@ impl ReadyStore {
         self.levels.iter_mut().for_each(VecDeque::clear);
         self.len = 0;
         self.bytes = 0;
+        self.body_bytes = 0;
+        self.expiring = false;
         out
     }
 
     /// Ready messages in delivery order.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn iter(&self) -> impl Iterator<Item = &Ready> {
         self.levels.iter().rev().flatten()
     }
@@ -113,7 +150,7 @@ mod tests {
             p = p.with_priority(n);
         }
         let m = Message::new("".into(), "q".into(), p, vec![0; 3]);
-        Ready { seq, msg: Arc::new(m), redelivered: false, deliveries: 0 }
+        Ready { seq, msg: Arc::new(m), redelivered: false, deliveries: 0, expires: None }
     }
 
     fn order(s: &ReadyStore) -> Vec<(u64, bool)> {
