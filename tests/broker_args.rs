@@ -25,7 +25,12 @@ fn s(text: &str) -> AMQPValue {
 
 /// Declare `name` with these options and arguments on a fresh channel: None if declared, else
 /// the code and text (the queue's name replaced by Q).
-async fn declare(conn: &Connection, name: &str, durable: bool, args: &[(&str, AMQPValue)]) -> Option<(u16, String)> {
+async fn declare(
+    conn: &Connection,
+    name: &str,
+    durable: bool,
+    args: &[(&str, AMQPValue)],
+) -> Option<(u16, String)> {
     let ch = conn.create_channel().await.unwrap();
     let opts = QueueDeclareOptions { durable, ..Default::default() };
     match ch.queue_declare(name.into(), opts, table(args)).await {
@@ -41,21 +46,41 @@ async fn refusals_and_redeclares(url: &str) {
     let conn = Connection::connect(url, ConnectionProperties::default()).await.unwrap();
     let int = AMQPValue::LongInt;
     let refused: Vec<Refusal> = vec![
-        (vec![("x-expires", int(0))], false, "invalid arg 'x-expires' for queue 'Q' in vhost '/': {value_zero,0}"),
-        (vec![("x-message-ttl", int(-1))], false, "invalid arg 'x-message-ttl' for queue 'Q' in vhost '/': {value_negative,-1}"),
-        (vec![("x-overflow", s("bogus"))], false, "invalid arg 'x-overflow' for queue 'Q' in vhost '/': invalid_overflow"),
+        (
+            vec![("x-expires", int(0))],
+            false,
+            "invalid arg 'x-expires' for queue 'Q' in vhost '/': {value_zero,0}",
+        ),
+        (
+            vec![("x-message-ttl", int(-1))],
+            false,
+            "invalid arg 'x-message-ttl' for queue 'Q' in vhost '/': {value_negative,-1}",
+        ),
+        (
+            vec![("x-overflow", s("bogus"))],
+            false,
+            "invalid arg 'x-overflow' for queue 'Q' in vhost '/': invalid_overflow",
+        ),
         (
             vec![("x-dead-letter-routing-key", s("k"))],
             false,
             "invalid arg 'x-dead-letter-routing-key' for queue 'Q' in vhost '/': routing_key_but_no_dlx_defined",
         ),
-        (vec![("x-max-priority", int(256))], false, "invalid arg 'x-max-priority' for queue 'Q' in vhost '/': {max_value_exceeded,256}"),
+        (
+            vec![("x-max-priority", int(256))],
+            false,
+            "invalid arg 'x-max-priority' for queue 'Q' in vhost '/': {max_value_exceeded,256}",
+        ),
         (
             vec![("x-delivery-limit", int(3))],
             false,
             "invalid arg 'x-delivery-limit' for queue 'Q' in vhost '/' of queue type rabbit_classic_queue",
         ),
-        (vec![("x-queue-type", s("quorum"))], false, "invalid property 'non-durable' for queue 'Q' in vhost '/'"),
+        (
+            vec![("x-queue-type", s("quorum"))],
+            false,
+            "invalid property 'non-durable' for queue 'Q' in vhost '/'",
+        ),
         (
             vec![("x-queue-type", s("quorum")), ("x-max-priority", int(5))],
             true,

@@ -9,6 +9,15 @@ pub(super) struct Unacked {
     pub(super) ready: Ready,
     /// `None` for basic.get deliveries.
     pub(super) consumer: Option<ShortString>,
+    /// When it times out (consumer_timeout.rs); `None`: never.
+    pub(super) deadline: Option<Deadline>,
+}
+
+/// A delivery's consumer timeout: when, and the timeout it came from (the error text says it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    pub(super) at: tokio::time::Instant,
+    pub(super) timeout_ms: u64,
 }
 
 #[derive(Debug)]
@@ -17,6 +26,9 @@ pub(super) struct ConsumerState {
     pub(super) no_ack: bool,
     pub(super) prefetch: u16,
     pub(super) unacked: u32,
+    /// Its consumer timeout in ms (the x-consumer-timeout consume argument, else the queue's,
+    /// else the broker's); `None`: none.
+    pub(super) timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +42,8 @@ pub(super) struct Chan {
     pub(super) consumers: HashMap<ShortString, ConsumerState>,
     /// channel.flow active=false stops deliveries to this channel.
     pub(super) paused: bool,
+    /// When the consumer-timeout timer scheduled for this channel is due, if one is.
+    pub(super) timeout_timer: Option<tokio::time::Instant>,
 }
 
 /// A message handed to a channel: what its basic.deliver or basic.get-ok says of it.
@@ -51,6 +65,7 @@ impl Chan {
         quorum: bool,
         no_ack: bool,
         consumer: Option<ShortString>,
+        deadline: Option<Deadline>,
     ) -> Handed {
         self.next_tag += 1;
         let delivery_tag = self.next_tag;
@@ -60,7 +75,8 @@ impl Chan {
         let handed =
             Handed { delivery_tag, msg: Arc::clone(&r.msg), redelivered: r.redelivered, delivery_count };
         if !no_ack {
-            self.unacked.insert(delivery_tag, Unacked { queue: queue.to_string(), ready: r, consumer });
+            self.unacked
+                .insert(delivery_tag, Unacked { queue: queue.to_string(), ready: r, consumer, deadline });
         }
         handed
     }

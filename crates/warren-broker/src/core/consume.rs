@@ -1,6 +1,7 @@
 //! Consumers and dispatch: qos, consume, cancel, flow, and the ring that hands messages out.
 
 use super::*;
+use crate::queue::ConsumeArgs;
 
 impl Core {
     // ---- consuming ----
@@ -27,12 +28,17 @@ impl Core {
         tag: &str,
         no_ack: bool,
         exclusive: bool,
+        arguments: &FieldTable,
     ) -> Result<ShortString, AmqpError> {
         let q = self.queue_for(conn, queue)?;
-        if q.exclusive_consumer || (exclusive && q.consumer_count() > 0) {
+        // A single-active-consumer queue refuses exclusive consumers outright (RabbitMQ 3.10).
+        if q.exclusive_consumer || (exclusive && (q.consumer_count() > 0 || q.args.single_active_consumer)) {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
         let quorum = q.kind() == QueueType::Quorum;
+        let args = ConsumeArgs::parse(queue, arguments)?;
+        let timeout_ms =
+            if no_ack { None } else { args.timeout_ms.or_else(|| self.queue_consumer_timeout(queue)) };
         let consumers = self.consumer_count();
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
@@ -40,7 +46,7 @@ impl Core {
         } else {
             tag.into()
         };
-        let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
+        let chan = self.channels.get_mut(&(conn, ch)).ok_or_else(|| closed_by_broker(ch))?;
         if chan.consumers.contains_key(&tag) {
             return Err(AmqpError::connection(
                 530,
@@ -59,10 +65,16 @@ impl Core {
         } else {
             chan.qos_consumer
         };
-        chan.consumers
-            .insert(tag.clone(), ConsumerState { queue: queue.to_string(), no_ack, prefetch, unacked: 0 });
+        let state = ConsumerState { queue: queue.to_string(), no_ack, prefetch, unacked: 0, timeout_ms };
+        chan.consumers.insert(tag.clone(), state);
         let key = ConsumerKey { conn, channel: ch, tag: tag.clone() };
-        self.queues.get_mut(queue).expect("checked above").add_consumer(key, exclusive);
+        let q = self.queues.get_mut(queue).expect("checked above");
+        q.add_consumer(key, args.priority, exclusive);
+        // Quorum single active consumer: a higher-priority newcomer takes over at once if the
+        // active one holds nothing unacked (else once it has drained, see `unblock_channel`).
+        if let Some(active) = q.consumers.quiescing().cloned() {
+            self.hand_over_if_drained(queue, &active);
+        }
         Ok(tag)
     }
 
@@ -109,6 +121,23 @@ impl Core {
             if self.can_take(&key) && self.queues.get_mut(&queue).is_some_and(|q| q.unblock(&key)) {
                 self.dispatch(&queue);
             }
+            if self.queues.get(&queue).and_then(|q| q.consumers.quiescing()) == Some(&key) {
+                self.hand_over_if_drained(&queue, &key);
+            }
+        }
+    }
+
+    /// A quiescing single active consumer (quorum, RabbitMQ 4.x) with nothing unacked hands
+    /// over to the higher-priority one waiting.
+    fn hand_over_if_drained(&mut self, queue: &str, active: &ConsumerKey) {
+        let drained = self
+            .channels
+            .get(&(active.conn, active.channel))
+            .and_then(|chan| chan.consumers.get(&active.tag))
+            .is_none_or(|c| c.unacked == 0);
+        if drained && let Some(q) = self.queues.get_mut(queue) {
+            q.consumers.hand_over();
+            self.dispatch(queue);
         }
     }
 
@@ -120,23 +149,31 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     pub(super) fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, unwritten, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, timers, timer_wake, .. } = self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind() == QueueType::Quorum;
+        // One clock reading for the deadlines of this round's deliveries (consumer_timeout.rs).
+        let mut now = None;
         while !q.ready.is_empty() {
-            let Some(key) = q.ring.pop_front() else { return };
+            let Some((key, priority)) = q.consumers.pop() else { return };
             if !can_take(channels, conns, &key) {
-                q.blocked.push(key);
+                q.consumers.block(key, priority);
                 continue;
             }
             let r = q.ready.pop().expect("not empty");
             let chan = channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
             let c = chan.consumers.get_mut(&key.tag).expect("can_take checked");
             let no_ack = c.no_ack;
-            if !no_ack {
+            let deadline = if no_ack {
+                None
+            } else {
                 c.unacked += 1;
+                consumer_timeout::deadline(c.timeout_ms, &mut now)
+            };
+            let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()), deadline);
+            if let Some(d) = deadline {
+                consumer_timeout::arm(chan, timers, timer_wake, key.conn, key.channel, d);
             }
-            let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
             let charge = no_ack.then(|| {
                 *held_bytes -= h.msg.held;
                 Unwritten::new(h.msg.held, unwritten)
@@ -152,7 +189,7 @@ impl Core {
                     delivery_count: h.delivery_count,
                 });
             }
-            q.ring.push_back(key);
+            q.consumers.push_back(key, priority);
         }
     }
 }

@@ -215,7 +215,7 @@ impl Core {
         let (n, bytes) = q.ready.purge();
         self.held_bytes -= bytes + q.args.held();
         self.exchanges.retain(|_, x| !x.unbind(|b| b.queue == name));
-        for key in q.ring.iter().chain(q.blocked.iter()) {
+        for key in q.consumers.keys() {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
                 chan.consumers.remove(&key.tag);
             }

@@ -14,6 +14,7 @@ use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message
 
 mod chan;
 mod consume;
+mod consumer_timeout;
 mod declare;
 mod publish;
 mod settle;
@@ -47,12 +48,19 @@ pub struct Core {
     /// Messages handed to writers that nothing else holds, until written (`Unwritten`).
     unwritten: Arc<AtomicUsize>,
     /// Timers, soonest first (see timers.rs).
-    timers: std::collections::BinaryHeap<std::cmp::Reverse<(tokio::time::Instant, Timer)>>,
+    timers: timers::Heap,
     timer_wake: Arc<tokio::sync::Notify>,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
     AmqpError::channel(code, text)
+}
+
+/// A channel the core no longer has although the connection thought it open: the core closed
+/// it on its own (a consumer timeout) just before. The connection has sent channel.close
+/// already and does not send this one (see `Session::settle`).
+fn closed_by_broker(ch: u16) -> AmqpError {
+    err(504, format!("CHANNEL_ERROR - channel {ch} was closed by the broker"))
 }
 
 fn not_found_queue(name: &str) -> AmqpError {

@@ -17,20 +17,32 @@ pub(crate) enum Timer {
     /// For the timer task's own tests: fires and does nothing.
     #[cfg(test)]
     Nothing,
+    /// A channel's earliest unacked delivery may have outlived its consumer timeout
+    /// (consumer_timeout.rs); `at` is when it was scheduled for, to tell a superseded one.
+    ConsumerTimeout { conn: ConnId, ch: u16, at: Instant },
 }
 
-// Until the first feature's timer exists, outside tests the enum is empty.
-#[cfg_attr(not(test), allow(dead_code, unreachable_code))]
+/// The core's timer heap, soonest first.
+pub(super) type Heap = std::collections::BinaryHeap<Reverse<(Instant, Timer)>>;
+
+/// `Core::schedule` for code that holds the heap and the wake-up apart from the core (dispatch
+/// borrows the core's fields one by one).
+pub(super) fn schedule_on(timers: &mut Heap, wake: &tokio::sync::Notify, at: Instant, timer: Timer) {
+    let sooner = timers.peek().is_none_or(|Reverse((first, _))| at < *first);
+    timers.push(Reverse((at, timer)));
+    if sooner {
+        // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
+        wake.notify_one();
+    }
+}
+
 impl Core {
+    // Dispatch arms consumer timeouts through `schedule_on`; TTL and expiry use this.
+    #[allow(dead_code)]
     /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
-        let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
-        self.timers.push(Reverse((at, timer)));
-        if sooner {
-            // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
-            self.timer_wake.notify_one();
-        }
+        schedule_on(&mut self.timers, &self.timer_wake, at, timer);
     }
 
     /// When the next timer is due.
@@ -49,10 +61,11 @@ impl Core {
         }
     }
 
-    fn fire(&mut self, timer: Timer, _now: Instant) {
+    fn fire(&mut self, timer: Timer, now: Instant) {
         match timer {
             #[cfg(test)]
             Timer::Nothing => {}
+            Timer::ConsumerTimeout { conn, ch, at } => self.consumer_timeout_due(conn, ch, at, now),
         }
     }
 
