@@ -118,10 +118,13 @@ impl Core {
             chan.consumers.iter().map(|(t, c)| (t.clone(), c.queue.clone())).collect();
         for (tag, queue) in consumers {
             let key = ConsumerKey { conn, channel: ch, tag };
-            if self.can_take(&key) && self.queues.get_mut(&queue).is_some_and(|q| q.unblock(&key)) {
+            let can_take = self.can_take(&key);
+            let Some(q) = self.queues.get_mut(&queue) else { continue };
+            let quiescing = q.consumers.quiescing() == Some(&key);
+            if can_take && q.unblock(&key) {
                 self.dispatch(&queue);
             }
-            if self.queues.get(&queue).and_then(|q| q.consumers.quiescing()) == Some(&key) {
+            if quiescing {
                 self.hand_over_if_drained(&queue, &key);
             }
         }
@@ -149,7 +152,8 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     pub(super) fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, unwritten, timers, timer_wake, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, timers, timer_wake, stale_timers, .. } =
+            self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind() == QueueType::Quorum;
         // One clock reading for the deadlines of this round's deliveries (consumer_timeout.rs).
@@ -172,7 +176,7 @@ impl Core {
             };
             let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()), deadline);
             if let Some(d) = deadline {
-                consumer_timeout::arm(chan, timers, timer_wake, key.conn, key.channel, d);
+                consumer_timeout::arm(chan, timers, timer_wake, stale_timers, key.conn, key.channel, d);
             }
             let charge = no_ack.then(|| {
                 *held_bytes -= h.msg.held;

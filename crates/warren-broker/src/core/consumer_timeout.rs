@@ -29,16 +29,21 @@ pub(super) fn deadline(timeout_ms: Option<u64>, now: &mut Option<Instant>) -> Op
     Some(Deadline { at, timeout_ms })
 }
 
-/// Schedule the channel's timer for `d` unless one is due no later.
+/// Schedule the channel's timer for `d` unless one is due no later (`stale` counts the one it
+/// supersedes).
 pub(super) fn arm(
     chan: &mut Chan,
     timers: &mut Heap,
     wake: &tokio::sync::Notify,
+    stale: &mut usize,
     conn: ConnId,
     ch: u16,
     d: Deadline,
 ) {
     if chan.timeout_timer.is_none_or(|t| d.at < t) {
+        if chan.timeout_timer.is_some() {
+            *stale += 1;
+        }
         chan.timeout_timer = Some(d.at);
         schedule_on(timers, wake, d.at, Timer::ConsumerTimeout { conn, ch, at: d.at });
     }
@@ -58,19 +63,39 @@ impl Core {
     }
 
     pub(super) fn arm_consumer_timeout(&mut self, conn: ConnId, ch: u16, d: Deadline) {
-        let Core { channels, timers, timer_wake, .. } = self;
+        let Core { channels, timers, timer_wake, stale_timers, .. } = self;
         if let Some(chan) = channels.get_mut(&(conn, ch)) {
-            arm(chan, timers, timer_wake, conn, ch, d);
+            arm(chan, timers, timer_wake, stale_timers, conn, ch, d);
         }
+    }
+
+    /// A channel's timer will find nothing to do: its channel closed, or a sooner one replaced
+    /// it. Such timers stay in the heap until due (30 minutes by default), so a client that
+    /// opens and closes channels quickly could pile them up: once they are many and most of the
+    /// heap, they are swept out (amortised: each sweep follows as many closes as it removes).
+    pub(super) fn timer_went_stale(&mut self) {
+        self.stale_timers += 1;
+        if self.stale_timers < 1024 || self.stale_timers * 2 < self.timers.len() {
+            return;
+        }
+        let channels = &self.channels;
+        self.timers.retain(|std::cmp::Reverse((_, t))| match t {
+            Timer::ConsumerTimeout { conn, ch, at } => {
+                channels.get(&(*conn, *ch)).is_some_and(|c| c.timeout_timer == Some(*at))
+            }
+            #[allow(unreachable_patterns)] // other features' timers
+            _ => true,
+        });
+        self.stale_timers = 0;
     }
 
     /// The channel's timer scheduled for `at` fired.
     pub(super) fn consumer_timeout_due(&mut self, conn: ConnId, ch: u16, at: Instant, now: Instant) {
-        let Some(chan) = self.channels.get_mut(&(conn, ch)) else { return };
-        if chan.timeout_timer != Some(at) {
-            // Superseded by a sooner one, which re-armed what is left.
+        let Some(chan) = self.channels.get_mut(&(conn, ch)).filter(|c| c.timeout_timer == Some(at)) else {
+            // Its channel closed, or a sooner one replaced it and re-armed what is left.
+            self.stale_timers = self.stale_timers.saturating_sub(1);
             return;
-        }
+        };
         chan.timeout_timer = None;
         let Some(first) = chan.unacked.values().filter_map(|u| u.deadline).min_by_key(|d| d.at) else {
             return;
@@ -156,5 +181,21 @@ mod tests {
         core.run_due(due);
         assert!(core.channel_open(1, 1));
         assert_eq!(core.next_due(), None, "not re-armed: nothing is unacked");
+    }
+
+    #[test]
+    fn timers_of_closed_channels_do_not_pile_up() {
+        let mut core = Core::new(Limits::default());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        core.register_connection(1, ConnOut { tx, shared: Default::default() });
+        core.queue_declare(1, "q", false, false, false, false, &FieldTable::default()).unwrap();
+        for _ in 0..5000 {
+            core.open_channel(1, 7).unwrap();
+            core.consume(1, 7, "q", "c", false, false, &FieldTable::default()).unwrap();
+            core.publish(Message::new("".into(), "q".into(), Default::default(), b"m".to_vec())).unwrap();
+            core.close_channel(1, 7);
+            core.queue_purge(1, "q").unwrap();
+        }
+        assert!(core.timers.len() <= 2100, "{} timers held for one open channel", core.timers.len());
     }
 }

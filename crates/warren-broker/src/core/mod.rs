@@ -50,6 +50,8 @@ pub struct Core {
     /// Timers, soonest first (see timers.rs).
     timers: timers::Heap,
     timer_wake: Arc<tokio::sync::Notify>,
+    /// Consumer-timeout timers in `timers` that will find nothing to do (consumer_timeout.rs).
+    stale_timers: usize,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -92,6 +94,7 @@ impl Core {
             unwritten: Arc::new(AtomicUsize::new(0)),
             timers: Default::default(),
             timer_wake: Default::default(),
+            stale_timers: 0,
         }
     }
 
@@ -189,6 +192,9 @@ impl Core {
     /// Close a channel: cancel its consumers and requeue its unacked deliveries in order.
     pub fn close_channel(&mut self, conn: ConnId, ch: u16) {
         let Some(chan) = self.channels.remove(&(conn, ch)) else { return };
+        if chan.timeout_timer.is_some() {
+            self.timer_went_stale();
+        }
         let mut touched: Vec<String> = Vec::new();
         for (tag, c) in chan.consumers {
             let key = ConsumerKey { conn, channel: ch, tag };
