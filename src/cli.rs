@@ -178,6 +178,25 @@ pub struct BrokerArgs {
 
     #[arg(long, requires = "user")]
     pub password: Option<String>,
+
+    /// A delivery not acked within this closes its channel with 406, as RabbitMQ's
+    /// consumer_timeout does; "off" for none [default: 30m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_consumer_timeout)]
+    pub consumer_timeout: Option<ConsumerTimeout>,
+}
+
+/// A checked --consumer-timeout: `None` is "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerTimeout(pub Option<Duration>);
+
+pub fn parse_consumer_timeout(text: &str) -> Result<ConsumerTimeout, String> {
+    if text == "off" {
+        return Ok(ConsumerTimeout(None));
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(ConsumerTimeout(Some(d))),
+        _ => Err(format!("'{text}' is not a duration above 0: try 30m, 90s or off")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -28,7 +28,11 @@ pub fn config(args: &BrokerArgs) -> Result<(BrokerConfig, bool), String> {
         }
         _ => vec![("guest".into(), "guest".into())],
     };
-    Ok((BrokerConfig { listen: addr, users, limits: Limits::default() }, explicit))
+    let mut limits = Limits::default();
+    if let Some(t) = args.consumer_timeout {
+        limits.consumer_timeout = t.0;
+    }
+    Ok((BrokerConfig { listen: addr, users, limits }, explicit))
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -101,6 +105,7 @@ mod tests {
             listen: listen.map(str::to_string),
             user: user.map(str::to_string),
             password: user.map(|_| "pw".to_string()),
+            consumer_timeout: None,
         }
     }
 
@@ -114,6 +119,19 @@ mod tests {
         assert_eq!((cfg.listen.port(), cfg.users[0].0.as_str(), explicit), (5672, "guest", false));
         assert!(config(&args(Some("nonsense"), None)).unwrap_err().contains("not ADDR:PORT"));
         assert_eq!(config(&args(Some("127.0.0.1"), None)).unwrap().0.listen.port(), 5672);
+    }
+
+    #[test]
+    fn the_consumer_timeout_is_rabbitmqs_30_minutes_unless_given() {
+        let default = config(&args(None, None)).unwrap().0.limits.consumer_timeout;
+        assert_eq!(default, Some(std::time::Duration::from_secs(1800)));
+        let mut a = args(None, None);
+        a.consumer_timeout = Some(crate::cli::parse_consumer_timeout("90s").unwrap());
+        assert_eq!(config(&a).unwrap().0.limits.consumer_timeout, Some(std::time::Duration::from_secs(90)));
+        a.consumer_timeout = Some(crate::cli::parse_consumer_timeout("off").unwrap());
+        assert_eq!(config(&a).unwrap().0.limits.consumer_timeout, None);
+        assert!(crate::cli::parse_consumer_timeout("0s").unwrap_err().contains("above 0"));
+        assert!(crate::cli::parse_consumer_timeout("soon").is_err());
     }
 
     #[test]

@@ -375,6 +375,7 @@ impl Session<'_> {
 
     /// One frame after the handshake.
     fn handle(&mut self, frame: AMQPFrame) -> Result<(), End> {
+        self.sync_closed_by_broker();
         match frame {
             AMQPFrame::Heartbeat => Ok(()),
             AMQPFrame::Method(0, AMQPClass::Connection(m)) => self.connection_method(m),
@@ -438,6 +439,12 @@ impl Session<'_> {
         match e.scope {
             Scope::Connection => Err(End::Error(e, class_id, method_id)),
             Scope::Channel | Scope::Refused | Scope::Rejected => {
+                // The core closed the channel itself while this method was on its way (a
+                // consumer timeout): the client has its channel.close already.
+                self.sync_closed_by_broker();
+                if self.channels.get(&ch).is_some_and(|c| c.closing) {
+                    return Ok(());
+                }
                 lock(&self.conn.core).close_channel(self.conn.id, ch);
                 if let Some(c) = self.channels.get_mut(&ch) {
                     c.closing = true;
@@ -456,6 +463,26 @@ impl Session<'_> {
                     })),
                 );
                 Ok(())
+            }
+        }
+    }
+
+    /// Channels the core closed on its own (it sent their channel.close) are closing here too:
+    /// what the client sends on them until close-ok is dropped, as after a channel error.
+    fn sync_closed_by_broker(&mut self) {
+        let shared = &self.out.shared;
+        if !shared.broker_closed_any.load(Ordering::Acquire) {
+            return;
+        }
+        shared.broker_closed_any.store(false, Ordering::Release);
+        let closed = std::mem::take(&mut *shared.closed_by_broker.lock().unwrap_or_else(|e| e.into_inner()));
+        for ch in closed {
+            if let Some(c) = self.channels.get_mut(&ch) {
+                c.closing = true;
+                if let Some(inc) = c.incoming.take() {
+                    self.incoming -= inc.charged;
+                    lock(&self.conn.core).release(inc.charged);
+                }
             }
         }
     }

@@ -66,6 +66,10 @@ pub struct Limits {
     pub max_handshaking: usize,
     /// Heartbeat the server proposes, in seconds.
     pub heartbeat: u16,
+    /// A delivery not acked within this closes its channel (406, its unacked requeued), as
+    /// RabbitMQ's `consumer_timeout` does (default 30 minutes); queues and consumers may set
+    /// their own (`x-consumer-timeout`). `None`: no timeout.
+    pub consumer_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Limits {
@@ -84,6 +88,7 @@ impl Default for Limits {
             max_consumers: 100_000,
             max_handshaking: 64,
             heartbeat: 60,
+            consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -316,6 +321,12 @@ pub struct ConnShared {
     pub frame_max: AtomicU32,
     /// Negotiated heartbeat in seconds (0: none).
     pub heartbeat: AtomicU32,
+    /// Channels the core closed on its own (a consumer timeout) and sent channel.close for:
+    /// the reader marks them closing, as if it had closed them for an error. Filled under the
+    /// core's lock before the close is queued, so the client's close-ok always finds it here.
+    pub closed_by_broker: Mutex<Vec<u16>>,
+    /// Set when `closed_by_broker` has news: one load per frame instead of a lock.
+    pub broker_closed_any: std::sync::atomic::AtomicBool,
 }
 
 /// Auto-ack consumers of a connection whose writer has this much unwritten are skipped.

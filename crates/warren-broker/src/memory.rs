@@ -81,7 +81,7 @@ mod tests {
         core.register_connection(1, ConnOut { tx, shared: Arc::new(ConnShared::default()) });
         core.open_channel(1, 1).expect("room for a channel");
         core.queue_declare(1, "q", false, false, false, false, &FieldTable::default()).expect("declared");
-        core.consume(1, 1, "q", "c", true, false).expect("consuming");
+        core.consume(1, 1, "q", "c", true, false, &FieldTable::default()).expect("consuming");
         let msg = || Message::new("".into(), "q".into(), BasicProperties::default(), vec![0; 1000]);
         let held = msg().held;
         let mut taken = 0;

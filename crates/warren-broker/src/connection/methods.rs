@@ -101,8 +101,8 @@ impl Session<'_> {
             }
             basic::AMQPMethod::Consume(c) => {
                 let mut core = lock(&self.conn.core);
-                let tag =
-                    core.consume(id, ch, c.queue.as_str(), c.consumer_tag.as_str(), c.no_ack, c.exclusive)?;
+                let (queue, tag) = (c.queue.as_str(), c.consumer_tag.as_str());
+                let tag = core.consume(id, ch, queue, tag, c.no_ack, c.exclusive, &c.arguments)?;
                 // consume-ok goes out before the first delivery: both are queued under the lock.
                 if !c.nowait {
                     self.send_method(

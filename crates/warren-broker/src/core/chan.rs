@@ -9,6 +9,15 @@ pub(super) struct Unacked {
     pub(super) ready: Ready,
     /// `None` for basic.get deliveries.
     pub(super) consumer: Option<ShortString>,
+    /// When it times out (consumer_timeout.rs); `None`: never.
+    pub(super) deadline: Option<Deadline>,
+}
+
+/// A delivery's consumer timeout: when, and the timeout it came from (the error text says it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    pub(super) at: tokio::time::Instant,
+    pub(super) timeout_ms: u64,
 }
 
 #[derive(Debug)]
@@ -17,6 +26,9 @@ pub(super) struct ConsumerState {
     pub(super) no_ack: bool,
     pub(super) prefetch: u16,
     pub(super) unacked: u32,
+    /// Its consumer timeout in ms (the x-consumer-timeout consume argument, else the queue's,
+    /// else the broker's); `None`: none.
+    pub(super) timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +44,8 @@ pub(super) struct Chan {
     pub(super) paused: bool,
     /// Its direct reply-to consumer, if it has one (at most one per channel, as in RabbitMQ).
     pub(super) reply: Option<super::reply_to::ReplyConsumer>,
+    /// When the consumer-timeout timer scheduled for this channel is due, if one is.
+    pub(super) timeout_timer: Option<tokio::time::Instant>,
 }
 
 /// A message handed to a channel: what its basic.deliver or basic.get-ok says of it.
@@ -53,6 +67,7 @@ impl Chan {
         quorum: bool,
         no_ack: bool,
         consumer: Option<ShortString>,
+        deadline: Option<Deadline>,
     ) -> Handed {
         self.next_tag += 1;
         let delivery_tag = self.next_tag;
@@ -62,7 +77,8 @@ impl Chan {
         let handed =
             Handed { delivery_tag, msg: Arc::clone(&r.msg), redelivered: r.redelivered, delivery_count };
         if !no_ack {
-            self.unacked.insert(delivery_tag, Unacked { queue: queue.to_string(), ready: r, consumer });
+            self.unacked
+                .insert(delivery_tag, Unacked { queue: queue.to_string(), ready: r, consumer, deadline });
         }
         handed
     }

@@ -1,6 +1,7 @@
 //! Consumers and dispatch: qos, consume, cancel, flow, and the ring that hands messages out.
 
 use super::*;
+use crate::queue::ConsumeArgs;
 
 impl Core {
     // ---- consuming ----
@@ -27,15 +28,20 @@ impl Core {
         tag: &str,
         no_ack: bool,
         exclusive: bool,
+        arguments: &FieldTable,
     ) -> Result<ShortString, AmqpError> {
         if queue == REPLY_TO {
             return self.consume_reply_to(conn, ch, tag, no_ack);
         }
         let q = self.queue_for(conn, queue)?;
-        if q.exclusive_consumer || (exclusive && q.consumer_count() > 0) {
+        // A single-active-consumer queue refuses exclusive consumers outright (RabbitMQ 3.10).
+        if q.exclusive_consumer || (exclusive && (q.consumer_count() > 0 || q.args.single_active_consumer)) {
             return Err(err(403, format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use")));
         }
         let quorum = q.kind() == QueueType::Quorum;
+        let args = ConsumeArgs::parse(queue, arguments)?;
+        let timeout_ms =
+            if no_ack { None } else { args.timeout_ms.or_else(|| self.queue_consumer_timeout(queue)) };
         let consumers = self.consumer_count();
         let tag: ShortString = if tag.is_empty() {
             self.next_tag += 1;
@@ -43,7 +49,7 @@ impl Core {
         } else {
             tag.into()
         };
-        let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
+        let chan = self.channels.get_mut(&(conn, ch)).ok_or_else(|| closed_by_broker(ch))?;
         if chan.consumers.contains_key(&tag) {
             return Err(AmqpError::connection(
                 530,
@@ -66,10 +72,16 @@ impl Core {
         } else {
             chan.qos_consumer
         };
-        chan.consumers
-            .insert(tag.clone(), ConsumerState { queue: queue.to_string(), no_ack, prefetch, unacked: 0 });
+        let state = ConsumerState { queue: queue.to_string(), no_ack, prefetch, unacked: 0, timeout_ms };
+        chan.consumers.insert(tag.clone(), state);
         let key = ConsumerKey { conn, channel: ch, tag: tag.clone() };
-        self.queues.get_mut(queue).expect("checked above").add_consumer(key, exclusive);
+        let q = self.queues.get_mut(queue).expect("checked above");
+        q.add_consumer(key, args.priority, exclusive);
+        // Quorum single active consumer: a higher-priority newcomer takes over at once if the
+        // active one holds nothing unacked (else once it has drained, see `unblock_channel`).
+        if let Some(active) = q.consumers.quiescing().cloned() {
+            self.hand_over_if_drained(queue, &active);
+        }
         self.queue_used(queue);
         Ok(tag)
     }
@@ -119,9 +131,29 @@ impl Core {
             chan.consumers.iter().map(|(t, c)| (t.clone(), c.queue.clone())).collect();
         for (tag, queue) in consumers {
             let key = ConsumerKey { conn, channel: ch, tag };
-            if self.can_take(&key) && self.queues.get_mut(&queue).is_some_and(|q| q.unblock(&key)) {
+            let can_take = self.can_take(&key);
+            let Some(q) = self.queues.get_mut(&queue) else { continue };
+            let quiescing = q.consumers.quiescing() == Some(&key);
+            if can_take && q.unblock(&key) {
                 self.dispatch(&queue);
             }
+            if quiescing {
+                self.hand_over_if_drained(&queue, &key);
+            }
+        }
+    }
+
+    /// A quiescing single active consumer (quorum, RabbitMQ 4.x) with nothing unacked hands
+    /// over to the higher-priority one waiting.
+    fn hand_over_if_drained(&mut self, queue: &str, active: &ConsumerKey) {
+        let drained = self
+            .channels
+            .get(&(active.conn, active.channel))
+            .and_then(|chan| chan.consumers.get(&active.tag))
+            .is_none_or(|c| c.unacked == 0);
+        if drained && let Some(q) = self.queues.get_mut(queue) {
+            q.consumers.hand_over();
+            self.dispatch(queue);
         }
     }
 
@@ -133,27 +165,36 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     pub(super) fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, unwritten, clock, .. } = self;
+        let Core { queues, channels, conns, held_bytes, unwritten, clock, timers, timer_wake, stale_timers, .. } =
+            self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind() == QueueType::Quorum;
         let (mut now, mut expired) = (*clock, Vec::new());
+        // One clock reading for the deadlines of this round's deliveries (consumer_timeout.rs).
+        let mut deadline_now = None;
         while !q.ready.is_empty() {
             if q.ready.may_expire() && expiry::take_expired_head(&mut q.ready, &mut now, &mut expired) {
                 continue;
             }
-            let Some(key) = q.ring.pop_front() else { break };
+            let Some((key, priority)) = q.consumers.pop() else { break };
             if !can_take(channels, conns, &key) {
-                q.blocked.push(key);
+                q.consumers.block(key, priority);
                 continue;
             }
             let r = q.ready.pop().expect("not empty");
             let chan = channels.get_mut(&(key.conn, key.channel)).expect("can_take checked");
             let c = chan.consumers.get_mut(&key.tag).expect("can_take checked");
             let no_ack = c.no_ack;
-            if !no_ack {
+            let deadline = if no_ack {
+                None
+            } else {
                 c.unacked += 1;
+                consumer_timeout::deadline(c.timeout_ms, &mut deadline_now)
+            };
+            let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()), deadline);
+            if let Some(d) = deadline {
+                consumer_timeout::arm(chan, timers, timer_wake, stale_timers, key.conn, key.channel, d);
             }
-            let h = chan.hand_out(queue, r, quorum, no_ack, (!no_ack).then(|| key.tag.clone()));
             let charge = no_ack.then(|| {
                 *held_bytes -= h.msg.held;
                 Unwritten::new(h.msg.held, unwritten)
@@ -169,7 +210,7 @@ impl Core {
                     delivery_count: h.delivery_count,
                 });
             }
-            q.ring.push_back(key);
+            q.consumers.push_back(key, priority);
         }
         if q.ready.may_expire() || !expired.is_empty() {
             for r in expired {

@@ -251,7 +251,7 @@ impl Core {
             !gone
         });
         self.held_bytes -= freed;
-        for key in q.ring.iter().chain(q.blocked.iter()) {
+        for key in q.consumers.keys() {
             if let Some(chan) = self.channels.get_mut(&(key.conn, key.channel)) {
                 chan.consumers.remove(&key.tag);
             }

@@ -15,6 +15,7 @@ use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message
 mod chan;
 mod consume;
 mod dead_letter;
+mod consumer_timeout;
 mod declare;
 mod expiry;
 mod length_limit;
@@ -57,7 +58,7 @@ pub struct Core {
     /// Messages handed to writers that nothing else holds, until written (`Unwritten`).
     unwritten: Arc<AtomicUsize>,
     /// Timers, soonest first (see timers.rs).
-    timers: std::collections::BinaryHeap<std::cmp::Reverse<(tokio::time::Instant, Timer)>>,
+    timers: timers::Heap,
     timer_wake: Arc<tokio::sync::Notify>,
     /// Dead letters waiting to be routed, and whether a loop up the stack is routing them
     /// (see dead_letter.rs).
@@ -66,10 +67,19 @@ pub struct Core {
     /// The instant a message is being enqueued at, while its queue dispatches: a message with
     /// TTL 0 may still go to a consumer that can take it then (expiry.rs).
     clock: Option<tokio::time::Instant>,
+    /// Consumer-timeout timers in `timers` that will find nothing to do (consumer_timeout.rs).
+    stale_timers: usize,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
     AmqpError::channel(code, text)
+}
+
+/// A channel the core no longer has although the connection thought it open: the core closed
+/// it on its own (a consumer timeout) just before. The connection has sent channel.close
+/// already and does not send this one (see `Session::settle`).
+fn closed_by_broker(ch: u16) -> AmqpError {
+    err(504, format!("CHANNEL_ERROR - channel {ch} was closed by the broker"))
 }
 
 fn not_found_queue(name: &str) -> AmqpError {
@@ -105,6 +115,7 @@ impl Core {
             dead_letters: VecDeque::new(),
             dead_lettering: false,
             clock: None,
+            stale_timers: 0,
         }
     }
 
@@ -204,6 +215,9 @@ impl Core {
         let Some(mut chan) = self.channels.remove(&(conn, ch)) else { return };
         if let Some(r) = chan.reply.take() {
             self.drop_reply_consumer(r);
+        }
+        if chan.timeout_timer.is_some() {
+            self.timer_went_stale();
         }
         let mut touched: Vec<String> = Vec::new();
         for (tag, c) in chan.consumers {

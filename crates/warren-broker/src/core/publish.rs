@@ -110,16 +110,23 @@ impl Core {
         queue: &str,
         no_ack: bool,
     ) -> Result<Option<Out>, AmqpError> {
+        if !self.channels.contains_key(&(conn, ch)) {
+            return Err(closed_by_broker(ch));
+        }
         self.queue_for(conn, queue)?;
         self.expire_due(queue, tokio::time::Instant::now());
         self.queue_used(queue);
+        let deadline = if no_ack { None } else { self.get_deadline(queue) };
         let q = self.queue_for(conn, queue)?;
         let quorum = q.kind() == QueueType::Quorum;
         let Some(r) = q.ready.pop() else { return Ok(None) };
         let message_count = q.ready.len() as u32;
         self.arm_head(queue);
-        let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
-        let h = chan.hand_out(queue, r, quorum, no_ack, None);
+        let chan = self.channels.get_mut(&(conn, ch)).ok_or_else(|| closed_by_broker(ch))?;
+        let h = chan.hand_out(queue, r, quorum, no_ack, None, deadline);
+        if let Some(d) = deadline {
+            self.arm_consumer_timeout(conn, ch, d);
+        }
         let charge = no_ack.then(|| {
             self.held_bytes -= h.msg.held;
             Unwritten::new(h.msg.held, &self.unwritten)

@@ -57,7 +57,7 @@ impl Core {
         tag: u64,
         multiple: bool,
     ) -> Result<Vec<Unacked>, AmqpError> {
-        let chan = self.channels.get_mut(&(conn, ch)).expect("channel checked open by the connection");
+        let chan = self.channels.get_mut(&(conn, ch)).ok_or_else(|| closed_by_broker(ch))?;
         let tags: Vec<u64> = if multiple {
             // multiple with tag 0 means "everything so far".
             let upto = if tag == 0 { u64::MAX } else { tag };

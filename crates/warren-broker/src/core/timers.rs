@@ -21,6 +21,23 @@ pub(crate) enum Timer {
     /// For the timer task's own tests: fires and does nothing.
     #[cfg(test)]
     Nothing,
+    /// A channel's earliest unacked delivery may have outlived its consumer timeout
+    /// (consumer_timeout.rs); `at` is when it was scheduled for, to tell a superseded one.
+    ConsumerTimeout { conn: ConnId, ch: u16, at: Instant },
+}
+
+/// The core's timer heap, soonest first.
+pub(super) type Heap = std::collections::BinaryHeap<Reverse<(Instant, Timer)>>;
+
+/// `Core::schedule` for code that holds the heap and the wake-up apart from the core (dispatch
+/// borrows the core's fields one by one).
+pub(super) fn schedule_on(timers: &mut Heap, wake: &tokio::sync::Notify, at: Instant, timer: Timer) {
+    let sooner = timers.peek().is_none_or(|Reverse((first, _))| at < *first);
+    timers.push(Reverse((at, timer)));
+    if sooner {
+        // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
+        wake.notify_one();
+    }
 }
 
 /// Past this many timers, and four times as many as queues, stale ones are swept out: timers
@@ -28,19 +45,15 @@ pub(crate) enum Timer {
 pub(super) const SWEEP_LIMIT: usize = 4096;
 
 impl Core {
+    // Dispatch arms consumer timeouts through `schedule_on`; TTL and expiry use this.
     /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
-        let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
         if self.timers.len() >= SWEEP_LIMIT && self.timers.len() >= 4 * self.queues.len() {
             let all = std::mem::take(&mut self.timers).into_vec();
             self.timers = all.into_iter().filter(|Reverse((at, t))| self.timer_relevant(*at, t)).collect();
         }
-        self.timers.push(Reverse((at, timer)));
-        if sooner {
-            // notify_one keeps a permit when nobody waits, so a wake-up is never lost.
-            self.timer_wake.notify_one();
-        }
+        schedule_on(&mut self.timers, &self.timer_wake, at, timer);
     }
 
     /// When the next timer is due.
@@ -65,6 +78,7 @@ impl Core {
             Timer::Unused(queue, uses) => self.unused_timer_fired(&queue, uses),
             #[cfg(test)]
             Timer::Nothing => {}
+            Timer::ConsumerTimeout { conn, ch, at } => self.consumer_timeout_due(conn, ch, at, now),
         }
     }
 

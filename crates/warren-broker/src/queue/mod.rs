@@ -1,17 +1,15 @@
-//! A classic queue: ready messages in publish order, and the consumer ring that RabbitMQ's
-//! `rabbit_queue_consumers` keeps: deliver to the head, move it to the tail; a consumer that
-//! cannot take a message (prefetch full) leaves the ring as "blocked" and rejoins at the tail
-//! when it can take again.
-
-use std::collections::VecDeque;
+//! A queue: its ready messages (ready.rs) and its consumers (consumers.rs: the round-robin
+//! rings by consumer priority, and single active consumer).
 
 use super::{ConnId, ConsumerKey};
 
 mod args;
+mod consumers;
 mod ready;
 
 #[allow(unused_imports)] // DEFAULT_DELIVERY_LIMIT: for the README's and tests' sake
 pub use args::{DEFAULT_DELIVERY_LIMIT, Overflow, QueueArgs, QueueType, integer, string};
+pub use consumers::{ConsumeArgs, Consumers};
 pub use ready::{Ready, ReadyStore};
 
 #[derive(Debug)]
@@ -22,10 +20,7 @@ pub struct Queue {
     /// Its checked x-arguments (the type among them).
     pub args: QueueArgs,
     pub ready: ReadyStore,
-    /// Consumers that can be offered a message, head first.
-    pub ring: VecDeque<ConsumerKey>,
-    /// Consumers skipped because they could not take a message.
-    pub blocked: Vec<ConsumerKey>,
+    pub consumers: Consumers,
     /// An exclusive consumer (basic.consume exclusive=true) shuts others out.
     pub exclusive_consumer: bool,
     /// Auto-delete queues go when their last consumer goes, not before their first.
@@ -44,9 +39,8 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             ready: ReadyStore::new(args.max_priority),
+            consumers: Consumers::new(args.single_active_consumer, args.kind == QueueType::Quorum),
             args,
-            ring: VecDeque::new(),
-            blocked: Vec::new(),
             exclusive_consumer: false,
             had_consumers: false,
             head_timer: None,
@@ -59,32 +53,24 @@ impl Queue {
     }
 
     pub fn consumer_count(&self) -> usize {
-        self.ring.len() + self.blocked.len()
+        self.consumers.len()
     }
 
-    pub fn add_consumer(&mut self, key: ConsumerKey, exclusive: bool) {
-        self.ring.push_back(key);
+    pub fn add_consumer(&mut self, key: ConsumerKey, priority: i64, exclusive: bool) {
+        self.consumers.add(key, priority);
         self.exclusive_consumer |= exclusive;
         self.had_consumers = true;
     }
 
     pub fn remove_consumer(&mut self, key: &ConsumerKey) {
-        self.ring.retain(|k| k != key);
-        self.blocked.retain(|k| k != key);
+        self.consumers.remove(key);
         if self.consumer_count() == 0 {
             self.exclusive_consumer = false;
         }
     }
 
-    /// Move a blocked consumer back to the tail of the ring.
+    /// Move a blocked consumer back to the tail of its ring.
     pub fn unblock(&mut self, key: &ConsumerKey) -> bool {
-        match self.blocked.iter().position(|k| k == key) {
-            Some(i) => {
-                let k = self.blocked.remove(i);
-                self.ring.push_back(k);
-                true
-            }
-            None => false,
-        }
+        self.consumers.unblock(key)
     }
 }
