@@ -20,7 +20,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{Watched, WarrenBroker};
+use common::process::{WarrenBroker, Watched};
 
 const TASKS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery");
 /// A worker's start: Python's imports, the connection, mingle's one-second wait for neighbours,

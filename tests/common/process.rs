@@ -54,7 +54,12 @@ impl Watched {
 
     /// The first line from now on for which `found` holds, waiting at most `wait`; otherwise
     /// why not: nothing came (or the process exited), with its last lines.
-    pub fn wait_for(&mut self, what: &str, wait: Duration, found: impl Fn(&str) -> bool) -> Result<String, String> {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        wait: Duration,
+        found: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -201,9 +206,9 @@ impl WarrenBroker {
     /// SIGTERM, then the broker must say it stopped and exit 0.
     pub fn terminate(mut self) {
         self.process.signal(libc::SIGTERM);
-        let stopped = self.process.wait_for("`warren broker stopped`", Duration::from_secs(10), |l| {
-            l == "warren broker stopped"
-        });
+        let stopped = self
+            .process
+            .wait_for("`warren broker stopped`", Duration::from_secs(10), |l| l == "warren broker stopped");
         stopped.unwrap_or_else(|e| panic!("after SIGTERM: {e}"));
         let status = self.process.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
         assert!(status.success(), "warren broker exited with {status} after SIGTERM");
