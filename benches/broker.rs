@@ -20,6 +20,9 @@
 //! lapin and the broker, so what lapin reaches against it is about the most any broker could
 //! reach with lapin on this machine, and so the ratio any broker could show next to RabbitMQ. Last, for each row, the broker CPU per message that 3x RabbitMQ's rate would leave
 //! beside the client's.
+//! The "quorum + DLX" row (dead_letter/) declares a quorum queue with a delivery limit and a
+//! dead-letter exchange, and rejects a tenth of the tasks so that the dead-lettering path runs;
+//! a broker that refuses those arguments gets a "refused" cell and the reason under the table.
 //! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
 //! name (e.g. "prefetch 1,prefetch 1 *").
 
@@ -39,6 +42,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, PublisherConfirm};
 
 mod common;
+mod dead_letter;
 mod null_broker;
 mod raw_amqp;
 
@@ -53,6 +57,8 @@ enum Row {
     /// Prefetch 1 again with `raw_amqp`'s minimal client instead of lapin: the row lapin bounds
     /// most, with a client that costs next to nothing.
     Minimal,
+    /// A quorum queue with a delivery limit and a dead-letter exchange, a tenth rejected.
+    QuorumDlx,
 }
 
 impl Row {
@@ -61,6 +67,7 @@ impl Row {
             Row::AutoAck => "auto-ack".into(),
             Row::Prefetch(n) => format!("prefetch {n}"),
             Row::Minimal => "prefetch 1 *".into(),
+            Row::QuorumDlx => "quorum + DLX".into(),
         }
     }
 }
@@ -159,33 +166,63 @@ fn main() {
     let picked = std::env::var("WARREN_BENCH_ROWS").ok();
     let wanted =
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
-    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::Minimal] {
+    // Why a broker would not run a row, said under the table.
+    let mut refusals = Vec::new();
+    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::Minimal, Row::QuorumDlx] {
         if !wanted(row) {
             continue;
         }
         let (mut ours, mut theirs, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
+        let mut refused = None;
         for round in 0..rounds {
-            let measure = |b: &Broker| measure(&rt, b, row, n);
+            // A broker that refused the row once is not asked again.
+            let mut ours_run = |b: &Broker| match (&refused, measure(&rt, b, row, n)) {
+                (Some(_), _) => None,
+                (None, Ok(run)) => Some(run),
+                (None, Err(why)) => {
+                    refused = Some(why);
+                    None
+                }
+            };
+            // Only the embedded broker may lack a feature: RabbitMQ's refusal is a broken bench.
+            let their_run = |b: &Broker| match measure(&rt, b, row, n) {
+                Ok(run) => run,
+                Err(why) => panic!("{}: RabbitMQ refused the workload: {why}", row.name()),
+            };
             // The null broker goes first in even rounds and last in odd ones, as the brokers
             // take turns too.
             let with_ceiling = matches!(row, Row::Prefetch(1));
             if with_ceiling && round % 2 == 0 {
-                ceiling.push(measure(&null_broker.1));
+                ceiling.push(their_run(&null_broker.1));
             }
             match &rabbit {
                 Some(r) if round % 2 == 1 => {
-                    theirs.push(measure(r));
-                    ours.push(measure(&embedded));
+                    theirs.push(their_run(r));
+                    ours.extend(ours_run(&embedded));
                 }
                 Some(r) => {
-                    ours.push(measure(&embedded));
-                    theirs.push(measure(r));
+                    ours.extend(ours_run(&embedded));
+                    theirs.push(their_run(r));
                 }
-                None => ours.push(measure(&embedded)),
+                None => ours.extend(ours_run(&embedded)),
             }
             if with_ceiling && round % 2 == 1 {
-                ceiling.push(measure(&null_broker.1));
+                ceiling.push(their_run(&null_broker.1));
             }
+        }
+        if let Some(why) = refused {
+            let theirs = (!theirs.is_empty()).then(|| median(&theirs));
+            println!(
+                "{:<14} {:>14} {:>14} {:>7}   {:>24}   {:>24}",
+                row.name(),
+                "refused",
+                theirs.map_or_else(|| "(not set)".to_string(), |t| format!("{:.0} msg/s", t.msg_per_s)),
+                "-",
+                theirs.map_or_else(String::new, |t| format!("- vs {:>6.1} us", t.broker_us_per_msg)),
+                theirs.map_or_else(String::new, |t| format!("- vs {:>6.1} us", t.client_us_per_msg)),
+            );
+            refusals.push((row, why));
+            continue;
         }
         let ours = median(&ours);
         let theirs = (!theirs.is_empty()).then(|| median(&theirs));
@@ -221,6 +258,16 @@ fn main() {
     }
     if wanted(Row::Minimal) {
         println!("* the prefetch 1 workload with a minimal client: amq-protocol frames, no lapin");
+    }
+    if wanted(Row::QuorumDlx) {
+        println!(
+            "quorum + DLX: a quorum queue with x-delivery-limit and x-dead-letter-exchange, prefetch 100, \
+             1 task in {} nacked with requeue=false and consumed from the dead-letter queue",
+            dead_letter::REJECT_EVERY
+        );
+    }
+    for (row, why) in refusals {
+        println!("{}: refused by the embedded broker: {why}", row.name());
     }
     if !ceilings.is_empty() {
         println!(
@@ -264,18 +311,20 @@ fn main() {
     );
 }
 
-fn measure(rt: &tokio::runtime::Runtime, broker: &Broker, row: Row, n: u64) -> Run {
+/// One run of `row` on `broker`, or the broker's reason for refusing it.
+fn measure(rt: &tokio::runtime::Runtime, broker: &Broker, row: Row, n: u64) -> Result<Run, String> {
     let (cpu, client_cpu) = (broker.cpu(), common::cpu_seconds("/proc/self/stat"));
     let msg_per_s = match row {
         Row::Minimal => rt.block_on(run_minimal(&broker.url, n)),
+        Row::QuorumDlx => rt.block_on(dead_letter::run(&broker.url, n))?,
         _ => rt.block_on(run(&broker.url, row, n)),
     };
     let per_msg = |seconds: f64| seconds * 1e6 / n as f64;
-    Run {
+    Ok(Run {
         msg_per_s,
         broker_us_per_msg: per_msg(broker.cpu() - cpu),
         client_us_per_msg: per_msg(common::cpu_seconds("/proc/self/stat") - client_cpu),
-    }
+    })
 }
 
 fn cores() -> usize {

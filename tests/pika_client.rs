@@ -3,19 +3,19 @@
 //! on RabbitMQ too when WARREN_TEST_AMQP_URL is set) against the real binary. Skipped with a note when pika is not
 //! installed, unless WARREN_REQUIRE_PIKA=1 (as in CI), where that is a failure.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+#![cfg(unix)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/work_queue.py");
 const RPC_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/rpc.py");
-/// The broker prints its address at once; allow for a loaded CI machine.
-const STARTUP: Duration = Duration::from_secs(30);
 /// The script bounds itself at 120 s; this is the backstop.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(180);
-const LISTENING: &str = "warren broker listening on ";
 
 /// Whether `python3 -c "import pika"` works; what went wrong when not.
 fn pika_available() -> Result<(), String> {
@@ -23,83 +23,6 @@ fn pika_available() -> Result<(), String> {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("").to_string()),
         Err(e) => Err(format!("python3 does not run: {e}")),
-    }
-}
-
-/// `warren broker` as a child; SIGKILLed on drop if the test did not stop it.
-struct Broker {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Broker {
-    fn start() -> (Self, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["broker", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("warren broker starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut broker = Self { child, lines };
-        // A line on the open-files room comes first.
-        let line = loop {
-            let line = broker.next_line(STARTUP).unwrap_or_else(|e| panic!("no listening line: {e}"));
-            if !line.starts_with("warren broker: room for ") {
-                break line;
-            }
-        };
-        let addr = line
-            .strip_prefix(LISTENING)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line from warren broker: {line:?}"))
-            .to_string();
-        assert!(
-            !addr.ends_with(":0"),
-            "the broker printed the port it asked for, not the one it got: {line}"
-        );
-        (broker, addr)
-    }
-
-    fn next_line(&mut self, wait: Duration) -> Result<String, String> {
-        self.lines.recv_timeout(wait).map_err(|e| match e {
-            mpsc::RecvTimeoutError::Timeout => format!("nothing on stdout within {wait:?}"),
-            mpsc::RecvTimeoutError::Disconnected => {
-                format!("stdout closed; the broker exited with {:?}", self.child.try_wait())
-            }
-        })
-    }
-
-    /// SIGTERM, then the broker must say it stopped and exit 0.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let line = self.next_line(Duration::from_secs(10)).unwrap_or_else(|e| panic!("after SIGTERM: {e}"));
-        assert_eq!(line, "warren broker stopped", "after SIGTERM");
-        // stdout is closed once the process is gone, so its status is ready (or nearly).
-        let _ = self.next_line(Duration::from_secs(10));
-        let status = self.child.wait().expect("broker exit status");
-        assert!(status.success(), "warren broker exited with {status} after SIGTERM");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -157,8 +80,8 @@ fn pika_runs_the_work_queue_tutorial_against_warren_broker() {
     if !pika_or_skip("pika_client") {
         return;
     }
-    let (broker, addr) = Broker::start();
-    expect_checks_pass(SCRIPT, &format!("amqp://guest:guest@{addr}/%2f"), "pika: ");
+    let broker = common::process::WarrenBroker::start();
+    expect_checks_pass(SCRIPT, &broker.url(), "pika: ");
     broker.terminate();
 }
 
@@ -167,8 +90,8 @@ fn pika_runs_rpc_with_direct_reply_to_on_both_brokers() {
     if !pika_or_skip("pika rpc") {
         return;
     }
-    let (broker, addr) = Broker::start();
-    expect_checks_pass(RPC_SCRIPT, &format!("amqp://guest:guest@{addr}/%2f"), "pika rpc: ");
+    let broker = common::process::WarrenBroker::start();
+    expect_checks_pass(RPC_SCRIPT, &broker.url(), "pika rpc: ");
     broker.terminate();
     match std::env::var("WARREN_TEST_AMQP_URL") {
         Ok(url) if !url.is_empty() => expect_checks_pass(RPC_SCRIPT, &url, "pika rpc: "),

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod frames;
+#[cfg(unix)]
+pub mod process;
 
 use std::time::Duration;
 
@@ -90,6 +92,17 @@ pub async fn delete_queue(url: &str, queue: &str) {
     };
     if let Ok(ch) = conn.create_channel().await {
         let _ = ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default()).await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+/// Delete an exchange a test declared (ignoring failures, as `delete_queue` does).
+pub async fn delete_exchange(url: &str, exchange: &str) {
+    let Ok(conn) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        let _ = ch.exchange_delete(exchange.into(), lapin::options::ExchangeDeleteOptions::default()).await;
     }
     let _ = conn.close(200, "bye".into()).await;
 }

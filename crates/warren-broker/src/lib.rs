@@ -1,6 +1,13 @@
-//! An embedded AMQP 0-9-1 broker: enough of RabbitMQ for work queues, in memory, on tokio,
-//! speaking the wire protocol through `amq-protocol` (the codec lapin uses), so that any AMQP
-//! client, lapin included, can use it. No ratatui and no lapin in here.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Inside
+//!
+//! The wire protocol is parsed and written by `amq-protocol` (the codec lapin uses); lapin is
+//! only a dev-dependency, for the tests and the example above. The core is a synchronous state
+//! machine behind one lock; each connection is a reader task and a writer task around it. The
+//! public items besides [`start`], [`BrokerConfig`], [`Limits`], [`RunningBroker`], [`fds`] and
+//! [`PRODUCT`] are warren's internals (shared with its fuzz targets), hidden here and not a
+//! stable API.
 //!
 //! ```text
 //! accept loop ──> connection (reader task) ──lock──> Core (exchanges, queues, channels)
@@ -33,6 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+#[doc(hidden)]
 pub use core::{Core, REPLY_TO};
 
 /// What the broker reports as `product` in connection.start.
@@ -93,8 +101,10 @@ impl Default for Limits {
     }
 }
 
+/// Where the broker listens, whom it lets in, and its limits.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// Port 0 takes a free port: [`RunningBroker::addr`] says which.
     pub listen: SocketAddr,
     /// Accepted users; `guest` is accepted only from loopback, as in RabbitMQ.
     pub users: Vec<(String, String)>,
@@ -112,8 +122,10 @@ impl BrokerConfig {
     }
 }
 
-/// A running broker; dropping it does not stop it: call [`RunningBroker::stop`].
+/// A running broker, from [`start`]. Dropping it does not stop it (it runs until its tokio
+/// runtime ends): call [`RunningBroker::stop`].
 pub struct RunningBroker {
+    /// The address it listens on, with the port it got.
     pub addr: SocketAddr,
     /// The open-files limit (raised to the hard limit at start) and the connections it leaves
     /// room for; None where the platform does not say.
@@ -123,11 +135,15 @@ pub struct RunningBroker {
 }
 
 impl RunningBroker {
-    /// `amqp://user:pass@addr/%2f` for the first configured user.
+    /// `amqp://user:password@addr/%2f`, for one of the configured users (percent-encoded, so
+    /// any name and password make a valid URL).
     pub fn url(&self, user: &str, password: &str) -> String {
-        format!("amqp://{user}:{password}@{}/%2f", self.addr)
+        format!("amqp://{}:{}@{}/%2f", userinfo(user), userinfo(password), self.addr)
     }
 
+    /// Stop accepting connections and close the open ones (320 CONNECTION_FORCED, as RabbitMQ
+    /// says at shutdown); returns once the listener is closed, while the connections finish
+    /// closing in their own tasks.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -138,12 +154,58 @@ impl RunningBroker {
         self.stop.clone()
     }
 
+    /// Wait until the broker stops (after [`RunningBroker::stopper`] is cancelled).
     pub async fn wait(self) {
         let _ = self.task.await;
     }
 }
 
-/// Bind and start accepting connections.
+/// `s` percent-encoded for the user-info part of a URL: RFC 3986's unreserved characters stay.
+fn userinfo(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Bind `cfg.listen` and start accepting connections, on the current tokio runtime (a
+/// current-thread one, as in `#[tokio::test]`, will do). Fails only if the address cannot be
+/// bound.
+///
+/// A broker of one's own: a user of its own (any characters: [`RunningBroker::url`] encodes
+/// them) and lower limits, here at most two connections.
+///
+/// ```
+/// use lapin::{Connection, ConnectionProperties};
+/// use warren_broker::{BrokerConfig, Limits};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cfg = BrokerConfig {
+///     users: vec![("app".into(), "s3cret/:@".into())],
+///     limits: Limits { max_connections: 2, ..Limits::default() },
+///     ..BrokerConfig::local()
+/// };
+/// let broker = warren_broker::start(cfg).await?;
+/// let url = broker.url("app", "s3cret/:@");
+/// assert_eq!(url, format!("amqp://app:s3cret%2F%3A%40@{}/%2f", broker.addr));
+///
+/// let props = ConnectionProperties::default;
+/// let wrong = broker.url("app", "guess");
+/// let refused = Connection::connect(&wrong, props()).await.expect_err("a wrong password");
+/// assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
+///
+/// let (one, two) = (Connection::connect(&url, props()).await?, Connection::connect(&url, props()).await?);
+/// let refused = Connection::connect(&url, props()).await.expect_err("a third connection");
+/// assert!(refused.to_string().contains("NOT_ALLOWED"), "{refused}");
+/// # one.close(200, "".into()).await?;
+/// # two.close(200, "".into()).await?;
+/// broker.stop().await;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
@@ -194,9 +256,11 @@ impl Drop for SocketSlot {
     }
 }
 
+#[doc(hidden)]
 pub type ConnId = u64;
 
 /// A consumer: its connection, channel and tag.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsumerKey {
     pub conn: ConnId,
@@ -205,6 +269,7 @@ pub struct ConsumerKey {
 }
 
 /// A published message, shared by every queue it was routed to.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Message {
     pub exchange: ShortString,
@@ -248,6 +313,7 @@ impl Message {
 }
 
 /// What the core asks a connection's writer to send.
+#[doc(hidden)]
 #[derive(Debug)]
 pub enum Out {
     Deliver {
@@ -286,6 +352,7 @@ pub enum Out {
 /// client that does not read would otherwise hold up to a message and its delivery window per
 /// connection outside the limit. Released when dropped, written or not, without the core's lock
 /// (it may be dropped under it).
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Unwritten {
     bytes: usize,
@@ -306,6 +373,7 @@ impl Drop for Unwritten {
 }
 
 /// What the core and the writer share about one connection.
+#[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct ConnShared {
     /// Bytes handed to the writer and not yet written: back-pressure for auto-ack consumers.
@@ -330,14 +398,19 @@ pub struct ConnShared {
 }
 
 /// Auto-ack consumers of a connection whose writer has this much unwritten are skipped.
+#[doc(hidden)]
 pub const HIGH_WATER: usize = 4 << 20;
 /// ...and resume once it is down to this.
+#[doc(hidden)]
 pub const LOW_WATER: usize = 1 << 20;
 /// The reader pauses while the client's unread replies exceed this...
+#[doc(hidden)]
 pub const REPLIES_HIGH: usize = 1 << 20;
 /// ...and reads again once they are down to this.
+#[doc(hidden)]
 pub const REPLIES_LOW: usize = 256 << 10;
 
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct ConnOut {
     pub tx: mpsc::UnboundedSender<Out>,
@@ -388,6 +461,7 @@ impl Out {
 
 /// An AMQP error as RabbitMQ would raise it: a channel error closes the channel, a connection
 /// error the connection. `Refused` is a publish refused by a limit: nacked under confirms.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpError {
     pub code: u16,
@@ -395,6 +469,7 @@ pub struct AmqpError {
     pub scope: Scope,
 }
 
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Channel,
