@@ -71,7 +71,7 @@ async fn rejected_twice(url: &str) {
         .with_message_id("id-1".into());
     assert!(c.publish_to(&entry, "k", "poison", props).await);
     reject(c.get(&src).await.expect("in src")).await;
-    let at_mid = c.get(&mid).await.expect("dead-lettered to mid");
+    let at_mid = c.get_soon(&mid).await.expect("dead-lettered to mid");
     assert_eq!((at_mid.exchange.as_str(), at_mid.routing_key.as_str()), (dlx.as_str(), "k"));
     assert_eq!(at_mid.properties.expiration(), &None, "the expiration moves into x-death");
     let first =
@@ -109,7 +109,7 @@ async fn counted_and_cycles(url: &str) {
     let again = c.queue("dlx-again", &[("x-dead-letter-exchange", s(""))]).await;
     assert!(c.publish(&again, "r").await);
     for count in 1..=3 {
-        let m = c.get(&again).await.expect("back in its queue");
+        let m = c.get_soon(&again).await.expect("back in its queue");
         if count > 1 {
             let d = Death { count: count - 1, ..Death::first("rejected", &again, "", &again) };
             assert_eq!(m.deaths(), vec![d], "one record, counted");
@@ -254,7 +254,7 @@ async fn hostile_x_death_headers_are_survived() {
             .with_headers(table(&[("x-death", x_death), ("x-first-death-queue", int(3))]));
         assert!(c.publish_with(&src, &i.to_string(), props).await);
         reject(c.get(&src).await.expect("in src")).await;
-        let d = c.get(&dlq).await.expect("dead-lettered");
+        let d = c.get_soon(&dlq).await.expect("dead-lettered");
         assert_eq!(d.body, i.to_string());
         let mine = d.deaths().into_iter().next().expect("a record");
         assert_eq!((mine.reason.as_str(), mine.queue.as_str()), ("rejected", src.as_str()), "case {i}");

@@ -207,6 +207,20 @@ impl Client {
         got.map(|m| Got::from(m.delivery))
     }
 
+    /// basic.get until a message is there (at most 10 s): for a message that arrives after an
+    /// asynchronous step, as a dead letter does on RabbitMQ (the reject has no reply; the dead
+    /// letter reaches its queue after the rejecting channel's next get may be answered). Each
+    /// try is a round trip to the broker, so this paces itself without sleeping.
+    pub async fn get_soon(&self, queue: &str) -> Option<Got> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.get(queue).await;
+            if got.is_some() || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+        }
+    }
+
     /// basic.get, auto-ack: the bodies left in the queue, in order.
     pub async fn drain(&self, queue: &str) -> Vec<String> {
         let mut out = Vec::new();
