@@ -130,6 +130,7 @@ pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
         durable: cfg.durable,
         delays: cfg.delays.clone(),
         dispatch: cfg.dispatch,
+        policy: cfg.policy.clone(),
     }
 }
 
@@ -141,6 +142,7 @@ pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
         burst: cfg.burst,
         rate: cfg.rate,
         keep_history,
+        policy: cfg.policy.clone(),
     }
 }
 
@@ -158,6 +160,14 @@ pub struct Summary {
     /// Why tasks were lost, e.g. {"consumer killed under auto-ack": 3}.
     pub lost_reasons: std::collections::BTreeMap<String, u64>,
     pub redelivered: u64,
+    /// Dead-lettered by the broker (seen in `<queue>.dead`), by the reason in `x-death`, and
+    /// each (the first 1000) with its reason: {"id":3,"reason":"delivery_limit"}.
+    pub dead: u64,
+    pub dead_reasons: std::collections::BTreeMap<String, u64>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Refused at publish (basic.nack: a full queue with overflow reject-publish), and which.
+    pub refused: u64,
+    pub refused_ids: Vec<u64>,
     /// From the first batch's publish to the last task settled (processed or lost), across
     /// all batches; `null` while a batch is unfinished (a timed-out run).
     pub makespan_ms: Option<u64>,
@@ -168,6 +178,13 @@ pub struct Summary {
     pub interrupted: Option<Interrupted>,
     pub consumers: Vec<ConsumerSummary>,
     pub batches: Vec<BatchSummary>,
+}
+
+/// `{"id":3,"reason":"delivery_limit"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub id: u64,
+    pub reason: &'static str,
 }
 
 /// `{"signal":"SIGINT","in_flight":8}`
@@ -182,7 +199,7 @@ impl Interrupted {
     pub fn new(signal: Signal, s: &Summary) -> Self {
         Interrupted {
             signal: signal.to_string(),
-            in_flight: s.published.saturating_sub(s.processed + s.lost),
+            in_flight: s.published.saturating_sub(s.processed + s.lost + s.dead + s.refused),
         }
     }
 }
@@ -212,6 +229,9 @@ pub struct BatchSummary {
     pub processed: u64,
     /// Tasks of this batch never processed (killed under auto-ack, vanished, not published).
     pub lost: u64,
+    /// Tasks of this batch dead-lettered, and refused at publish.
+    pub dead: u64,
+    pub refused: u64,
     /// From its publish to its last task settled; `null` while unfinished.
     pub makespan_ms: Option<u64>,
     /// Its processed tasks per consumer: those live when it was published, in consumer order,
@@ -260,6 +280,8 @@ impl BatchSummary {
             published: b.ids.map_or(0, |(first, last)| last - first + 1),
             processed: b.done_by.iter().map(|&n| u64::from(n)).sum(),
             lost: u64::from(b.lost),
+            dead: u64::from(b.dead),
+            refused: u64::from(b.refused),
             makespan_ms: b.makespan().map(units::ms),
             split,
             theory: None,
@@ -272,7 +294,13 @@ impl BatchSummary {
             self.makespan_ms.map_or("unfinished".to_string(), |ms| format!("took {}", units::millis(ms)));
         let split: Vec<String> =
             self.split.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
-        let lost = if self.lost > 0 { format!("  lost {}", self.lost) } else { String::new() };
+        let mut lost = if self.lost > 0 { format!("  lost {}", self.lost) } else { String::new() };
+        if self.dead > 0 {
+            lost.push_str(&format!("  dead {}", self.dead));
+        }
+        if self.refused > 0 {
+            lost.push_str(&format!("  refused {}", self.refused));
+        }
         format!(
             "#{:<3} {:>5} tasks {:<7} {:<17} {}{lost}",
             self.id,
@@ -313,6 +341,15 @@ impl Summary {
                 .map(|(reason, n)| (reason.describe().to_string(), *n))
                 .collect(),
             redelivered: t.redelivered,
+            dead: t.dead,
+            dead_reasons: app.dead_reasons(),
+            dead_letters: app
+                .dead_letters
+                .iter()
+                .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
+                .collect(),
+            refused: t.refused,
+            refused_ids: app.refused.iter().copied().collect(),
             makespan_ms: makespan(&app.batches).map(units::ms),
             timed_out,
             interrupted: None,
@@ -357,6 +394,15 @@ impl Summary {
         );
         for (reason, n) in &self.lost_reasons {
             let _ = writeln!(out, "  lost {n}: {reason}");
+        }
+        if self.dead > 0 {
+            let ids: Vec<String> =
+                self.dead_letters.iter().map(|d| format!("#{} ({})", d.id, d.reason)).collect();
+            let _ = writeln!(out, "dead-lettered {}: {}", self.dead, ids.join(" "));
+        }
+        if self.refused > 0 {
+            let ids: Vec<String> = self.refused_ids.iter().map(|id| format!("#{id}")).collect();
+            let _ = writeln!(out, "refused at publish {}: {}", self.refused, ids.join(" "));
         }
         if let Some(i) = &self.interrupted {
             let _ = writeln!(
@@ -452,7 +498,7 @@ pub async fn run(cfg: Config) -> u8 {
         // Everything published and settled, and every publish answered: confirmed, refused,
         // or its confirm lost with a connection.
         let failed = app.ledger.lost_by_reason().get(&LossReason::PublishFailed).copied().unwrap_or(0);
-        let answered = app.producer.confirmed + app.producer.unconfirmed + failed;
+        let answered = app.producer.confirmed + app.producer.unconfirmed + failed + t.refused;
         t.published == want && app.settled() && answered >= want
     });
     let finished = tokio::select! {
@@ -478,9 +524,9 @@ pub async fn run(cfg: Config) -> u8 {
     } else if finished {
         EXIT_OK
     } else {
-        let t = summary.processed + summary.lost;
+        let t = summary.processed + summary.lost + summary.dead + summary.refused;
         eprintln!(
-            "warren: timed out after {}: {t} of {} tasks processed or lost, {} published, {} confirmed \
+            "warren: timed out after {}: {t} of {} tasks processed, lost, dead-lettered or refused, {} published, {} confirmed \
              (raise --timeout, or check the consumers' delays)",
             units::duration(h.timeout),
             h.publish,

@@ -28,8 +28,10 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
     let headless = args.output.headless(0)?;
     let cfg = Config {
         target: target(args.target.url.as_deref(), args.target.broker)?,
-        queue: scenario.queue.clone().unwrap_or_else(|| "warren.lesson".into()),
-        durable: false,
+        queue: (args.queue.clone().or_else(|| scenario.queue.clone()))
+            .unwrap_or_else(|| "warren.lesson".into()),
+        // A quorum queue is always durable (RabbitMQ refuses a transient one).
+        durable: scenario.policy.queue_type == crate::policy::QueueType::Quorum,
         delays: scenario.delays.clone(),
         dispatch: Dispatch { mode: scenario.mode, prefetch: scenario.prefetch },
         burst: 10,
@@ -38,6 +40,7 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         record: args.output.record.clone(),
         show_keys: args.output.keys,
         theme: args.output.theme(),
+        policy: scenario.policy.clone(),
     };
     Ok((scenario, cfg))
 }

@@ -10,6 +10,9 @@ use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId, theory};
 const TRAIL_LEN: usize = 48;
 /// How many lost ids each consumer remembers to show.
 pub const LOST_KEPT: usize = 16;
+/// Dead-lettered and refused tasks remembered by id (the screen shows the last few; a report
+/// lists them all up to this many).
+pub const EXITS_KEPT: usize = 1000;
 /// How many task runs each consumer remembers for the timeline (the oldest are dropped).
 pub const SPANS_KEPT: usize = 512;
 
@@ -180,6 +183,10 @@ pub struct Batch {
     /// Tasks of this batch that settled as lost (never processed): a finished batch with
     /// losses is not a success, and every report says so.
     pub lost: u32,
+    /// Tasks of this batch the broker dead-lettered or refused at publish: they left
+    /// otherwise than by being done, as the queue's policy says they may.
+    pub dead: u32,
+    pub refused: u32,
     pub finished: Option<Instant>,
     /// The first and last task id published so far for this batch.
     pub ids: Option<(TaskId, TaskId)>,
@@ -303,6 +310,8 @@ pub struct AppOptions {
     pub rate: u32,
     /// Keep every consumer's full processing order (headless JSON needs it).
     pub keep_history: bool,
+    /// Queue type, limits and poison tasks.
+    pub policy: crate::policy::Policy,
 }
 
 /// A scenario being played, as the screen shows it.
