@@ -51,19 +51,19 @@ mod tests {
         let (mut a, now) = registered(&[100, 100], Mode::Fair);
         let cmd = a.start_batch(2, now);
         assert!(matches!(cmd, crate::app::Command::Publish { count: 2, .. }));
-        let mut ev = |e| {
+        let ev = |a: &mut crate::app::App, e| {
             a.update(Msg::Event(e), now);
         };
-        ev(Event::Published { id: 1, batch: Some(1) });
-        ev(Event::Published { id: 2, batch: Some(1) });
+        ev(&mut a, Event::Published { id: 1, batch: Some(1) });
+        ev(&mut a, Event::Published { id: 2, batch: Some(1) });
         for (n, consumer) in [0, 1, 0].into_iter().enumerate() {
-            ev(Event::Delivered { consumer, id: 1, manual_ack: true, redelivered: n > 0 });
-            ev(Event::Started { consumer, id: 1, work: std::time::Duration::from_millis(100) });
-            ev(Event::Requeued { consumer, ids: vec![1] });
+            ev(&mut a, Event::Delivered { consumer, id: 1, manual_ack: true, redelivered: n > 0 });
+            ev(&mut a, Event::Started { consumer, id: 1, work: std::time::Duration::from_millis(100) });
+            ev(&mut a, Event::Requeued { consumer, ids: vec![1] });
         }
         assert_eq!(a.ledger.whereabouts().returns(1), 3);
-        ev(Event::DeadLettered { id: 1, reason: DeathReason::DeliveryLimit });
-        ev(Event::Refused { id: 2 });
+        ev(&mut a, Event::DeadLettered { id: 1, reason: DeathReason::DeliveryLimit });
+        ev(&mut a, Event::Refused { id: 2 });
         let b = a.batches.last().unwrap();
         assert_eq!((b.dead, b.refused, b.outstanding, b.lost), (1, 1, 0, 0));
         assert!(b.finished.is_some(), "nothing left: the batch is over");
