@@ -232,6 +232,11 @@ pub struct BatchSummary {
     /// Tasks of this batch dead-lettered, and refused at publish.
     pub dead: u64,
     pub refused: u64,
+    /// Which, in the order seen (empty unless the queue's policy can take tasks out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<DeadLetter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_ids: Vec<u64>,
     /// From its publish to its last task settled; `null` while unfinished.
     pub makespan_ms: Option<u64>,
     /// Its processed tasks per consumer: those live when it was published, in consumer order,
@@ -254,6 +259,13 @@ pub struct Share {
 pub struct Theory {
     pub predicted: Vec<Share>,
     pub predicted_makespan_ms: u64,
+    /// Under a queue policy that takes tasks out: which the rules dead-letter (and why), which
+    /// they refuse at publish, and how many deliveries the batch's tasks get in all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_dead: Vec<DeadLetter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_refused: Vec<u64>,
+    pub predicted_deliveries: u64,
     /// What happened during the batch that the model does not follow (a kill, a new consumer,
     /// a delay change): the prediction is then no yardstick.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -282,10 +294,26 @@ impl BatchSummary {
             lost: u64::from(b.lost),
             dead: u64::from(b.dead),
             refused: u64::from(b.refused),
+            dead_letters: Vec::new(),
+            refused_ids: Vec::new(),
             makespan_ms: b.makespan().map(units::ms),
             split,
             theory: None,
         }
+    }
+
+    /// The batch's dead-lettered and refused ids, from the app's record of them.
+    fn with_exits(mut self, b: &Batch, app: &App) -> Self {
+        let Some((first, last)) = b.ids else { return self };
+        let ours = |id: &u64| (first..=last).contains(id);
+        self.dead_letters = app
+            .dead_letters
+            .iter()
+            .filter(|(id, _)| ours(id))
+            .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
+            .collect();
+        self.refused_ids = app.refused.iter().copied().filter(ours).collect();
+        self
     }
 
     /// `#2   10 tasks rr/1  took 45.0s  C1 4  C2 0  C3 3  lost 3`
@@ -363,7 +391,7 @@ impl Summary {
                     tasks: c.history.clone().unwrap_or_default(),
                 })
                 .collect(),
-            batches: app.batches.iter().map(BatchSummary::of).collect(),
+            batches: app.batches.iter().map(|b| BatchSummary::of(b).with_exits(b, app)).collect(),
         }
     }
 

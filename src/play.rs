@@ -10,7 +10,8 @@ use crate::app::player::{Played, Player};
 use crate::app::{App, Dispatch, Lesson};
 use crate::cli::{Config, PlayArgs, target};
 use crate::headless::{
-    Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Interrupted, Share, Summary, Theory, interrupted_early,
+    DeadLetter, Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Interrupted, Share, Summary, Theory,
+    interrupted_early,
 };
 use crate::scenario::{self, Scenario};
 use crate::signal::{Signal, Signals};
@@ -61,7 +62,17 @@ pub fn summary_with_theory(app: &App, timed_out: bool) -> Summary {
     let mut summary = Summary::of(app, timed_out);
     for (report, b) in summary.batches.iter_mut().zip(&app.batches) {
         let (predicted, makespan) = b.predicted();
+        let p = b.prediction();
+        // The model numbers a batch's tasks from 1: its ids start at the batch's first.
+        let base = b.ids.map_or(0, |(first, _)| first - 1);
         report.theory = Some(Theory {
+            predicted_dead: p
+                .dead
+                .iter()
+                .map(|&(i, reason)| DeadLetter { id: base + i, reason: reason.as_str() })
+                .collect(),
+            predicted_refused: p.refused.iter().map(|i| base + i).collect(),
+            predicted_deliveries: p.deliveries as u64,
             predicted: predicted
                 .into_iter()
                 .map(|(id, n)| Share { consumer: format!("C{}", id + 1), processed: n as u64 })

@@ -198,6 +198,7 @@ impl App {
             weights: weights.clone(),
             start,
             switches: Vec::new(),
+            exits: theory::Exits::of(&self.policy),
             note: None,
             unmodelled: None,
         });

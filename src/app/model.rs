@@ -200,12 +200,26 @@ pub struct Batch {
     pub start: Option<theory::State>,
     /// Dispatch switches asked for while it ran, in order.
     pub switches: Vec<theory::Switch>,
+    /// What the queue's policy lets take its tasks out (poison, cap, TTL), for the model.
+    pub exits: theory::Exits,
     /// One line on a split a switch made surprising (a consumer that re-subscribed first took
     /// the ready tasks at once).
     pub note: Option<String>,
     /// What happened during it that the theory model does not follow (a consumer killed,
     /// removed, added, restarted or made slower or faster): its prediction is not shown.
     pub unmodelled: Option<String>,
+}
+
+/// ` +2 dead +5 refused` after a split, when tasks left otherwise than by being done.
+fn exits_text(dead: u32, refused: u32) -> String {
+    let mut s = String::new();
+    if dead > 0 {
+        s.push_str(&format!(" +{dead} dead"));
+    }
+    if refused > 0 {
+        s.push_str(&format!(" +{refused} refused"));
+    }
+    s
 }
 
 impl Batch {
@@ -225,14 +239,15 @@ impl Batch {
             .iter()
             .map(|(id, _)| self.done_by.get(*id).copied().unwrap_or(0).to_string())
             .collect();
-        seen.join("/")
+        seen.join("/") + &exits_text(self.dead, self.refused)
     }
 
     /// `4/3/3` as RabbitMQ's rules predict it, with the makespan.
     pub fn theory_split(&self) -> (String, Duration) {
-        let (predicted, makespan) = self.predicted();
-        let theory: Vec<String> = predicted.iter().map(|(_, n)| n.to_string()).collect();
-        (theory.join("/"), makespan)
+        let p = self.prediction();
+        let theory: Vec<String> =
+            p.counts().iter().take(self.consumers.len()).map(usize::to_string).collect();
+        (theory.join("/") + &exits_text(p.dead.len() as u32, p.refused.len() as u32), p.makespan)
     }
 
     /// The whole prediction: per consumer the batch's tasks in order, and the grab if any.
@@ -249,7 +264,8 @@ impl Batch {
                 &idle
             }
         };
-        theory::predict_from(state, &weights, &self.switches)
+        let exits = theory::Exits { first: self.ids.map_or(1, |(first, _)| first), ..self.exits.clone() };
+        theory::predict_exits(state, &weights, &self.switches, &exits)
     }
 
     /// A switch to `dispatch` was asked for at `now`: follow it, and explain a grab it causes.

@@ -388,6 +388,8 @@ impl Scenario {
         let scale =
             |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() / speed).unwrap_or(Duration::MAX);
         self.delays = self.delays.into_iter().map(scale).collect();
+        // A time to live is part of the lesson's clock too.
+        self.policy.task_ttl = self.policy.task_ttl.map(scale);
         for s in &mut self.steps {
             s.at = scale(s.at);
             match &mut s.action {
