@@ -312,7 +312,7 @@ impl BatchSummary {
             .filter(|(id, _)| ours(id))
             .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
             .collect();
-        self.refused_ids = app.refused.iter().copied().filter(ours).collect();
+        self.refused_ids = sorted(app.refused.iter().copied().filter(ours));
         self
     }
 
@@ -338,6 +338,13 @@ impl BatchSummary {
             split.join("  ")
         )
     }
+}
+
+/// Refused ids in id order: publisher confirms may come back in any order.
+fn sorted(ids: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut v: Vec<u64> = ids.collect();
+    v.sort_unstable();
+    v
 }
 
 /// From the first batch's publish to the last one's end, if every batch finished.
@@ -377,7 +384,7 @@ impl Summary {
                 .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
                 .collect(),
             refused: t.refused,
-            refused_ids: app.refused.iter().copied().collect(),
+            refused_ids: sorted(app.refused.iter().copied()),
             makespan_ms: makespan(&app.batches).map(units::ms),
             timed_out,
             interrupted: None,

@@ -234,11 +234,13 @@ fn refused(app: &App) -> Vec<Span<'static>> {
         return Vec::new();
     }
     let mut spans = vec![Span::styled(format!(" · refused {n}:"), theme::WARN)];
-    let shown: Vec<u64> = app.refused.iter().rev().take(5).copied().collect();
+    // The last five refused, in id order (confirms may come back in any order).
+    let mut shown: Vec<u64> = app.refused.iter().rev().take(5).copied().collect();
+    shown.sort_unstable();
     if n > shown.len() as u64 {
         spans.push(Span::styled(" …", theme::LABEL));
     }
-    for id in shown.into_iter().rev() {
+    for id in shown {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!("#{id}"), ids::style(id)));
     }
