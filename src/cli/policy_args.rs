@@ -77,3 +77,65 @@ impl PolicyArgs {
         Ok(policy)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+    use crate::policy::{Overflow, QueueType};
+
+    fn config(args: &[&str]) -> Result<crate::cli::Config, String> {
+        let mut argv = vec!["warren"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.into_config()
+    }
+
+    #[test]
+    fn the_policy_flags_make_one_checked_policy() {
+        let c = config(&[
+            "--mode",
+            "fair",
+            "--queue-type",
+            "quorum",
+            "--delivery-limit",
+            "2",
+            "--poison",
+            "3,7",
+            "--max-length",
+            "5",
+            "--overflow",
+            "reject-publish",
+            "--task-ttl",
+            "1500ms",
+        ])
+        .unwrap();
+        let p = c.policy;
+        assert_eq!(
+            (p.queue_type, p.delivery_limit, p.poison.clone()),
+            (QueueType::Quorum, Some(2), vec![3, 7])
+        );
+        assert_eq!((p.max_length, p.overflow), (Some(5), Overflow::RejectPublish));
+        assert_eq!(p.task_ttl, Some(std::time::Duration::from_millis(1500)));
+        assert!(config(&[]).unwrap().policy == crate::policy::Policy::default());
+    }
+
+    #[test]
+    fn policy_mistakes_are_one_line_saying_what_to_change() {
+        let e = config(&["--delivery-limit", "2"]).unwrap_err();
+        assert!(e.starts_with("--delivery-limit needs --queue-type quorum"), "{e}");
+        let e = config(&["--queue-type", "quorum", "--transient"]).unwrap_err();
+        assert!(e.contains("drop --transient"), "{e}");
+        let e = config(&["--poison", "3"]).unwrap_err();
+        assert!(e.starts_with("--poison needs manual ack (mode fair)"), "{e}");
+        let e = config(&["--mode", "fair", "--poison", "x"]).unwrap_err();
+        assert_eq!(e, "--poison 'x' is not a task id: give ids like 3,7");
+        let e = config(&["--task-ttl", "soon"]).unwrap_err();
+        assert!(e.starts_with("--task-ttl 'soon' is not a duration"), "{e}");
+        let e = config(&["--overflow", "reject-publish"]).unwrap_err();
+        assert!(e.contains("--max-length"), "{e}");
+        let e = config(&["--mode", "fair", "--poison", "3", "--headless", "--publish", "5"]).unwrap_err();
+        assert!(e.starts_with("--poison without --delivery-limit cycles those tasks forever"), "{e}");
+        assert!(e.lines().count() == 1);
+    }
+}

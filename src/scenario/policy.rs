@@ -53,3 +53,45 @@ pub(super) fn check(raw: RawPolicy, mode: Mode, steps: &[Step]) -> Result<Policy
     }
     Ok(policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::{Overflow, QueueType};
+    use crate::scenario::parse;
+
+    const HEAD: &str = "title = \"t\"\nconsumers = [\"1s\"]\nmode = \"fair\"\n";
+
+    fn err(extra: &str) -> String {
+        parse(&format!("{HEAD}{extra}\n[[step]]\npublish = 3\n")).unwrap_err().1
+    }
+
+    #[test]
+    fn the_policy_keys_parse_like_the_flags() {
+        let text = format!(
+            "{HEAD}queue_type = \"quorum\"\ndelivery_limit = 2\npoison = [3]\nmax_length = 4\n\
+             overflow = \"reject-publish\"\ntask_ttl = \"3s\"\n[[step]]\npublish = 3\n"
+        );
+        let s = parse(&text).unwrap();
+        let p = &s.policy;
+        assert_eq!((p.queue_type, p.delivery_limit, p.max_length), (QueueType::Quorum, Some(2), Some(4)));
+        assert_eq!((p.overflow, p.poison.clone()), (Overflow::RejectPublish, vec![3]));
+        // --speed scales the time to live with every other duration.
+        assert_eq!(s.scaled(4.0).policy.task_ttl, Some(std::time::Duration::from_millis(750)));
+    }
+
+    #[test]
+    fn mistakes_in_the_policy_are_named() {
+        assert_eq!(
+            err("delivery_limit = 2"),
+            "delivery-limit needs queue-type quorum: RabbitMQ counts deliveries only on quorum queues"
+        );
+        assert!(err("queue_type = \"quorum\"\npoison = [3]").starts_with("poison without delivery_limit"));
+        assert!(err("queue_type = \"stream\"").contains("neither \"classic\" nor \"quorum\""));
+        assert_eq!(err("overflow = \"drop-head\""), "overflow without max_length");
+        assert!(err("max_length = 2\noverflow = \"reject-publish-dlx\"").contains("neither"));
+        assert!(err("task_ttl = \"soon\"").starts_with("task_ttl 'soon' is not a duration"));
+        let rr = "title = \"t\"\nconsumers = [\"1s\"]\nqueue_type = \"quorum\"\ndelivery_limit = 1\n\
+                  poison = [1]\n[[step]]\npublish = 3\n";
+        assert!(parse(rr).unwrap_err().1.starts_with("poison needs manual ack"));
+    }
+}

@@ -100,3 +100,81 @@ impl Tracker {
         self.expired = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Dispatch, Mode, State, predict_exits};
+    use super::*;
+
+    fn secs(v: &[f64]) -> Vec<Duration> {
+        v.iter().map(|&s| Duration::from_secs_f64(s)).collect()
+    }
+
+    fn run(delays: &[f64], tasks: usize, exits: Exits) -> super::super::Prediction {
+        let state = State::idle(&secs(delays), Dispatch { mode: Mode::Fair, prefetch: 1 });
+        predict_exits(&state, &vec![1.0; tasks], &[], &exits)
+    }
+
+    #[test]
+    fn a_poison_task_goes_back_to_the_head_until_past_the_limit() {
+        // t=0: C1<-1, C2<-2. t=1: C1<-3. t=1.6: C2<-4. t=2, 3: C1 fails #3 and, free first,
+        // gets it back. t=3.2: C2<-5. t=4: third failure, past limit 2: dead; C1<-6.
+        let exits = Exits { poison: vec![3], first: 1, delivery_limit: Some(2), ..Exits::default() };
+        let p = run(&[1.0, 1.6], 6, exits);
+        assert_eq!(p.tasks, vec![vec![1, 6], vec![2, 4, 5]]);
+        assert_eq!(p.dead, vec![(3, DeathReason::DeliveryLimit)]);
+        assert_eq!(p.deliveries, 8);
+        assert_eq!(p.makespan, Duration::from_secs_f64(5.0));
+    }
+
+    #[test]
+    fn poison_ids_count_from_the_batchs_first_task() {
+        // The batch's tasks are #11 to #13: #12 is its second.
+        let exits = Exits { poison: vec![12], first: 11, delivery_limit: Some(0), ..Exits::default() };
+        let p = run(&[1.0], 3, exits);
+        assert_eq!(p.dead, vec![(2, DeathReason::DeliveryLimit)]);
+        assert_eq!(p.tasks, vec![vec![1, 3]]);
+    }
+
+    #[test]
+    fn a_cap_drops_the_oldest_ready_or_refuses_the_newest() {
+        let drop = Exits { max_length: Some(3), ..Exits::default() };
+        let p = run(&[2.0, 2.5], 10, drop);
+        let maxlen: Vec<_> = (3..=7).map(|id| (id, DeathReason::Maxlen)).collect();
+        assert_eq!(p.dead, maxlen);
+        assert_eq!(p.tasks, vec![vec![1, 8, 10], vec![2, 9]]);
+        let refuse = Exits { max_length: Some(3), reject_publish: true, ..Exits::default() };
+        let p = run(&[2.0, 2.5], 10, refuse);
+        assert_eq!(p.refused, vec![6, 7, 8, 9, 10]);
+        assert_eq!(p.tasks, vec![vec![1, 3, 5], vec![2, 4]]);
+        assert!(p.dead.is_empty());
+    }
+
+    #[test]
+    fn stale_ready_tasks_expire_at_their_ttl() {
+        let exits = Exits { max_length: Some(3), ttl: Some(Duration::from_secs(3)), ..Exits::default() };
+        let p = run(&[2.0, 2.5], 10, exits);
+        assert_eq!(p.dead.last(), Some(&(10, DeathReason::Expired)));
+        assert_eq!(p.dead.len(), 6);
+        assert_eq!(p.tasks, vec![vec![1, 8], vec![2, 9]]);
+        // No cap: every ready task at 3s expires at once; the ones in hand are done.
+        let p = run(&[2.0], 4, Exits { ttl: Some(Duration::from_secs(3)), ..Exits::default() });
+        assert_eq!(p.tasks, vec![vec![1, 2]]);
+        assert_eq!(p.dead, vec![(3, DeathReason::Expired), (4, DeathReason::Expired)]);
+        assert_eq!(p.makespan, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn the_policy_becomes_the_models_exits() {
+        let policy = Policy {
+            max_length: Some(3),
+            overflow: Overflow::RejectPublish,
+            poison: vec![2],
+            ..Policy::default()
+        };
+        let e = Exits::of(&policy);
+        assert_eq!((e.max_length, e.reject_publish, e.poison.clone()), (Some(3), true, vec![2]));
+        assert!(!e.none());
+        assert!(Exits::of(&Policy::default()).none());
+    }
+}
