@@ -25,6 +25,13 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
             args.speed
         ));
     }
+    if let Some(q) = &args.queue
+        && (q.is_empty() || q.len() > 255 || q.starts_with("amq."))
+    {
+        return Err(format!(
+            "--queue '{q}' is not usable: give 1 to 255 bytes, not starting with 'amq.' (reserved)"
+        ));
+    }
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
     let headless = args.output.headless(0)?;
     let cfg = Config {
