@@ -14,6 +14,9 @@ use crate::signal::{Signal, Signals};
 use crate::units;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
+mod exits;
+pub use exits::DeadLetter;
+
 /// An App wired to a running workload, without a terminal.
 pub struct Driver {
     pub app: App,
@@ -180,13 +183,6 @@ pub struct Summary {
     pub batches: Vec<BatchSummary>,
 }
 
-/// `{"id":3,"reason":"delivery_limit"}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    pub id: u64,
-    pub reason: &'static str,
-}
-
 /// `{"signal":"SIGINT","in_flight":8}`
 #[derive(Debug, Clone, Serialize)]
 pub struct Interrupted {
@@ -302,20 +298,6 @@ impl BatchSummary {
         }
     }
 
-    /// The batch's dead-lettered and refused ids, from the app's record of them.
-    fn with_exits(mut self, b: &Batch, app: &App) -> Self {
-        let Some((first, last)) = b.ids else { return self };
-        let ours = |id: &u64| (first..=last).contains(id);
-        self.dead_letters = app
-            .dead_letters
-            .iter()
-            .filter(|(id, _)| ours(id))
-            .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
-            .collect();
-        self.refused_ids = sorted(app.refused.iter().copied().filter(ours));
-        self
-    }
-
     /// `#2   10 tasks rr/1  took 45.0s  C1 4  C2 0  C3 3  lost 3`
     fn line(&self) -> String {
         let took =
@@ -338,13 +320,6 @@ impl BatchSummary {
             split.join("  ")
         )
     }
-}
-
-/// Refused ids in id order: publisher confirms may come back in any order.
-fn sorted(ids: impl Iterator<Item = u64>) -> Vec<u64> {
-    let mut v: Vec<u64> = ids.collect();
-    v.sort_unstable();
-    v
 }
 
 /// From the first batch's publish to the last one's end, if every batch finished.
@@ -378,13 +353,9 @@ impl Summary {
             redelivered: t.redelivered,
             dead: t.dead,
             dead_reasons: app.dead_reasons(),
-            dead_letters: app
-                .dead_letters
-                .iter()
-                .map(|&(id, reason)| DeadLetter { id, reason: reason.as_str() })
-                .collect(),
+            dead_letters: exits::dead_letters(app, |_| true),
             refused: t.refused,
-            refused_ids: sorted(app.refused.iter().copied()),
+            refused_ids: exits::refused_ids(app, |_| true),
             makespan_ms: makespan(&app.batches).map(units::ms),
             timed_out,
             interrupted: None,
@@ -430,15 +401,7 @@ impl Summary {
         for (reason, n) in &self.lost_reasons {
             let _ = writeln!(out, "  lost {n}: {reason}");
         }
-        if self.dead > 0 {
-            let ids: Vec<String> =
-                self.dead_letters.iter().map(|d| format!("#{} ({})", d.id, d.reason)).collect();
-            let _ = writeln!(out, "dead-lettered {}: {}", self.dead, ids.join(" "));
-        }
-        if self.refused > 0 {
-            let ids: Vec<String> = self.refused_ids.iter().map(|id| format!("#{id}")).collect();
-            let _ = writeln!(out, "refused at publish {}: {}", self.refused, ids.join(" "));
-        }
+        out.push_str(&self.exits_lines());
         if let Some(i) = &self.interrupted {
             let _ = writeln!(
                 out,
