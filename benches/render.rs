@@ -21,6 +21,7 @@ fn busy_app(now: Instant) -> App {
         burst: 10,
         rate: 5,
         keep_history: false,
+        policy: warren::policy::Policy::default(),
     };
     let mut app = App::new(opts, now);
     let info = BrokerInfo {

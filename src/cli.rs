@@ -8,7 +8,9 @@ use lapin::uri::AMQPUri;
 use crate::app::{Dispatch, Mode};
 use crate::ui::Theme;
 
+mod policy_args;
 mod usage;
+pub use policy_args::PolicyArgs;
 pub use usage::one_line as usage_error;
 
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -68,6 +70,9 @@ pub struct Cli {
     pub publish: Option<u32>,
 
     #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -88,6 +93,10 @@ pub struct PlayArgs {
     /// Scale every duration (delays and timeline): 10 plays a 60-second lesson in 6.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+
+    /// Use this queue instead of the lesson's own (e.g. to run it twice on one broker).
+    #[arg(long)]
+    pub queue: Option<String>,
 
     #[command(flatten)]
     pub target: TargetArgs,
@@ -248,6 +257,8 @@ pub struct Config {
     pub record: Option<std::path::PathBuf>,
     pub show_keys: bool,
     pub theme: Theme,
+    /// Queue type, limits and poison tasks (see `policy`).
+    pub policy: crate::policy::Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +319,12 @@ impl Cli {
             None
         };
         let theme = self.output.theme();
+        let manual_ack = self.mode == ModeArg::Fair;
+        let policy = self.policy.into_policy(manual_ack, !self.transient)?;
+        if headless.is_some() && !policy.poison.is_empty() && policy.delivery_limit.is_none() {
+            return Err("--poison without --delivery-limit cycles those tasks forever, so a                         headless run would never end: add --queue-type quorum --delivery-limit N"
+                .into());
+        }
         Ok(Config {
             target,
             queue: self.queue,
@@ -326,6 +343,7 @@ impl Cli {
             record: self.output.record,
             show_keys: self.output.keys,
             theme,
+            policy,
         })
     }
 }

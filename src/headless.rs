@@ -14,6 +14,9 @@ use crate::signal::{Signal, Signals};
 use crate::units;
 use crate::workload::{EVENT_CAPACITY, Engine, StartNotes, WorkloadConfig};
 
+mod exits;
+pub use exits::DeadLetter;
+
 /// An App wired to a running workload, without a terminal.
 pub struct Driver {
     pub app: App,
@@ -130,6 +133,7 @@ pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
         durable: cfg.durable,
         delays: cfg.delays.clone(),
         dispatch: cfg.dispatch,
+        policy: cfg.policy.clone(),
     }
 }
 
@@ -141,6 +145,7 @@ pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
         burst: cfg.burst,
         rate: cfg.rate,
         keep_history,
+        policy: cfg.policy.clone(),
     }
 }
 
@@ -158,6 +163,14 @@ pub struct Summary {
     /// Why tasks were lost, e.g. {"consumer killed under auto-ack": 3}.
     pub lost_reasons: std::collections::BTreeMap<String, u64>,
     pub redelivered: u64,
+    /// Dead-lettered by the broker (seen in `<queue>.dead`), by the reason in `x-death`, and
+    /// each (the first 1000) with its reason: {"id":3,"reason":"delivery_limit"}.
+    pub dead: u64,
+    pub dead_reasons: std::collections::BTreeMap<String, u64>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Refused at publish (basic.nack: a full queue with overflow reject-publish), and which.
+    pub refused: u64,
+    pub refused_ids: Vec<u64>,
     /// From the first batch's publish to the last task settled (processed or lost), across
     /// all batches; `null` while a batch is unfinished (a timed-out run).
     pub makespan_ms: Option<u64>,
@@ -182,7 +195,7 @@ impl Interrupted {
     pub fn new(signal: Signal, s: &Summary) -> Self {
         Interrupted {
             signal: signal.to_string(),
-            in_flight: s.published.saturating_sub(s.processed + s.lost),
+            in_flight: s.published.saturating_sub(s.processed + s.lost + s.dead + s.refused),
         }
     }
 }
@@ -212,6 +225,14 @@ pub struct BatchSummary {
     pub processed: u64,
     /// Tasks of this batch never processed (killed under auto-ack, vanished, not published).
     pub lost: u64,
+    /// Tasks of this batch dead-lettered, and refused at publish.
+    pub dead: u64,
+    pub refused: u64,
+    /// Which, in the order seen (empty unless the queue's policy can take tasks out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<DeadLetter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_ids: Vec<u64>,
     /// From its publish to its last task settled; `null` while unfinished.
     pub makespan_ms: Option<u64>,
     /// Its processed tasks per consumer: those live when it was published, in consumer order,
@@ -234,6 +255,13 @@ pub struct Share {
 pub struct Theory {
     pub predicted: Vec<Share>,
     pub predicted_makespan_ms: u64,
+    /// Under a queue policy that takes tasks out: which the rules dead-letter (and why), which
+    /// they refuse at publish, and how many deliveries the batch's tasks get in all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_dead: Vec<DeadLetter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_refused: Vec<u64>,
+    pub predicted_deliveries: u64,
     /// What happened during the batch that the model does not follow (a kill, a new consumer,
     /// a delay change): the prediction is then no yardstick.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +288,10 @@ impl BatchSummary {
             published: b.ids.map_or(0, |(first, last)| last - first + 1),
             processed: b.done_by.iter().map(|&n| u64::from(n)).sum(),
             lost: u64::from(b.lost),
+            dead: u64::from(b.dead),
+            refused: u64::from(b.refused),
+            dead_letters: Vec::new(),
+            refused_ids: Vec::new(),
             makespan_ms: b.makespan().map(units::ms),
             split,
             theory: None,
@@ -272,7 +304,13 @@ impl BatchSummary {
             self.makespan_ms.map_or("unfinished".to_string(), |ms| format!("took {}", units::millis(ms)));
         let split: Vec<String> =
             self.split.iter().map(|s| format!("{} {}", s.consumer, s.processed)).collect();
-        let lost = if self.lost > 0 { format!("  lost {}", self.lost) } else { String::new() };
+        let mut lost = if self.lost > 0 { format!("  lost {}", self.lost) } else { String::new() };
+        if self.dead > 0 {
+            lost.push_str(&format!("  dead {}", self.dead));
+        }
+        if self.refused > 0 {
+            lost.push_str(&format!("  refused {}", self.refused));
+        }
         format!(
             "#{:<3} {:>5} tasks {:<7} {:<17} {}{lost}",
             self.id,
@@ -313,6 +351,11 @@ impl Summary {
                 .map(|(reason, n)| (reason.describe().to_string(), *n))
                 .collect(),
             redelivered: t.redelivered,
+            dead: t.dead,
+            dead_reasons: app.dead_reasons(),
+            dead_letters: exits::dead_letters(app, |_| true),
+            refused: t.refused,
+            refused_ids: exits::refused_ids(app, |_| true),
             makespan_ms: makespan(&app.batches).map(units::ms),
             timed_out,
             interrupted: None,
@@ -326,7 +369,7 @@ impl Summary {
                     tasks: c.history.clone().unwrap_or_default(),
                 })
                 .collect(),
-            batches: app.batches.iter().map(BatchSummary::of).collect(),
+            batches: app.batches.iter().map(|b| BatchSummary::of(b).with_exits(b, app)).collect(),
         }
     }
 
@@ -358,6 +401,7 @@ impl Summary {
         for (reason, n) in &self.lost_reasons {
             let _ = writeln!(out, "  lost {n}: {reason}");
         }
+        out.push_str(&self.exits_lines());
         if let Some(i) = &self.interrupted {
             let _ = writeln!(
                 out,
@@ -452,7 +496,7 @@ pub async fn run(cfg: Config) -> u8 {
         // Everything published and settled, and every publish answered: confirmed, refused,
         // or its confirm lost with a connection.
         let failed = app.ledger.lost_by_reason().get(&LossReason::PublishFailed).copied().unwrap_or(0);
-        let answered = app.producer.confirmed + app.producer.unconfirmed + failed;
+        let answered = app.producer.confirmed + app.producer.unconfirmed + failed + t.refused;
         t.published == want && app.settled() && answered >= want
     });
     let finished = tokio::select! {
@@ -478,9 +522,9 @@ pub async fn run(cfg: Config) -> u8 {
     } else if finished {
         EXIT_OK
     } else {
-        let t = summary.processed + summary.lost;
+        let t = summary.processed + summary.lost + summary.dead + summary.refused;
         eprintln!(
-            "warren: timed out after {}: {t} of {} tasks processed or lost, {} published, {} confirmed \
+            "warren: timed out after {}: {t} of {} tasks processed, lost, dead-lettered or refused, {} published, {} confirmed \
              (raise --timeout, or check the consumers' delays)",
             units::duration(h.timeout),
             h.publish,

@@ -13,6 +13,7 @@ pub mod headless;
 pub mod keymap;
 pub mod out;
 pub mod play;
+pub mod policy;
 pub mod record;
 pub mod scenario;
 pub mod serve;

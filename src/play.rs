@@ -10,7 +10,8 @@ use crate::app::player::{Played, Player};
 use crate::app::{App, Dispatch, Lesson};
 use crate::cli::{Config, PlayArgs, target};
 use crate::headless::{
-    Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Interrupted, Share, Summary, Theory, interrupted_early,
+    DeadLetter, Driver, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, Interrupted, Share, Summary, Theory,
+    interrupted_early,
 };
 use crate::scenario::{self, Scenario};
 use crate::signal::{Signal, Signals};
@@ -24,12 +25,21 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
             args.speed
         ));
     }
+    if let Some(q) = &args.queue
+        && (q.is_empty() || q.len() > 255 || q.starts_with("amq."))
+    {
+        return Err(format!(
+            "--queue '{q}' is not usable: give 1 to 255 bytes, not starting with 'amq.' (reserved)"
+        ));
+    }
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
     let headless = args.output.headless(0)?;
     let cfg = Config {
         target: target(args.target.url.as_deref(), args.target.broker)?,
-        queue: scenario.queue.clone().unwrap_or_else(|| "warren.lesson".into()),
-        durable: false,
+        queue: (args.queue.clone().or_else(|| scenario.queue.clone()))
+            .unwrap_or_else(|| "warren.lesson".into()),
+        // A quorum queue is always durable (RabbitMQ refuses a transient one).
+        durable: scenario.policy.queue_type == crate::policy::QueueType::Quorum,
         delays: scenario.delays.clone(),
         dispatch: Dispatch { mode: scenario.mode, prefetch: scenario.prefetch },
         burst: 10,
@@ -38,6 +48,7 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         record: args.output.record.clone(),
         show_keys: args.output.keys,
         theme: args.output.theme(),
+        policy: scenario.policy.clone(),
     };
     Ok((scenario, cfg))
 }
@@ -58,7 +69,17 @@ pub fn summary_with_theory(app: &App, timed_out: bool) -> Summary {
     let mut summary = Summary::of(app, timed_out);
     for (report, b) in summary.batches.iter_mut().zip(&app.batches) {
         let (predicted, makespan) = b.predicted();
+        let p = b.prediction();
+        // The model numbers a batch's tasks from 1: its ids start at the batch's first.
+        let base = b.ids.map_or(0, |(first, _)| first - 1);
         report.theory = Some(Theory {
+            predicted_dead: p
+                .dead
+                .iter()
+                .map(|&(i, reason)| DeadLetter { id: base + i, reason: reason.as_str() })
+                .collect(),
+            predicted_refused: p.refused.iter().map(|i| base + i).collect(),
+            predicted_deliveries: p.deliveries as u64,
             predicted: predicted
                 .into_iter()
                 .map(|(id, n)| Share { consumer: format!("C{}", id + 1), processed: n as u64 })

@@ -33,6 +33,16 @@ impl App {
             }
             Event::Confirmed { .. } => self.producer.confirmed += 1,
             Event::Unconfirmed { .. } => self.producer.unconfirmed += 1,
+            Event::Refused { id } => {
+                if self.ledger.refused(id) {
+                    self.refused.push(id);
+                    if let Some(b) = self.batch_of(id) {
+                        b.refused += 1;
+                    }
+                    self.task_settled(id, now);
+                }
+            }
+            Event::DeadLettered { id, reason } => self.dead_lettered(id, reason, now),
             Event::PublishFailed { id, reason } => {
                 self.ledger.lost_unheld(id, LossReason::PublishFailed);
                 self.lost_unheld.push((id, LossReason::PublishFailed));
@@ -174,7 +184,7 @@ impl App {
     }
 
     /// The batch a task belongs to (recent batches first: that is where tasks settle).
-    fn batch_of(&mut self, id: TaskId) -> Option<&mut Batch> {
+    pub(super) fn batch_of(&mut self, id: TaskId) -> Option<&mut Batch> {
         self.batches
             .iter_mut()
             .rev()
@@ -190,7 +200,7 @@ impl App {
         }
     }
 
-    fn task_settled(&mut self, id: TaskId, now: Instant) {
+    pub(super) fn task_settled(&mut self, id: TaskId, now: Instant) {
         if let Some(b) = self.batch_of(id) {
             b.outstanding = b.outstanding.saturating_sub(1);
             if b.outstanding == 0 {

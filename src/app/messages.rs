@@ -45,7 +45,18 @@ pub enum Event {
     Unconfirmed {
         id: TaskId,
     },
-    /// The broker nacked the publish, or it could not be sent.
+    /// The broker nacked the publish (publisher confirms): a full queue with overflow
+    /// reject-publish, or a broker out of room. The task never entered the queue.
+    Refused {
+        id: TaskId,
+    },
+    /// The dead-letter queue warren watches received this task, and the first `x-death`
+    /// entry says why the broker took it out of the task queue.
+    DeadLettered {
+        id: TaskId,
+        reason: crate::policy::DeathReason,
+    },
+    /// The publish could not be sent.
     PublishFailed {
         id: TaskId,
         reason: String,

@@ -3,6 +3,7 @@
 //! both into new state plus at most one [`Command`] for the workload.
 
 mod events;
+mod exits;
 pub mod ledger;
 mod messages;
 mod model;
@@ -15,7 +16,7 @@ pub mod theory;
 
 use std::time::{Duration, Instant};
 
-pub use ledger::{Held, Ledger, LossReason, Place, Totals, Whereabouts};
+pub use ledger::{Counted, Held, Ledger, LossReason, Place, Totals, Whereabouts};
 pub use messages::{Action, BrokerInfo, Command, Event, Msg};
 pub use model::{
     AppOptions, Banner, Batch, Consumer, ConsumerStatus, Lesson, Producer, RunSpan, SPANS_KEPT, SpanEnd,
@@ -58,6 +59,11 @@ pub struct App {
     pub batches: Vec<Batch>,
     /// The last tasks lost while no consumer held them (refused publishes, gone from the broker).
     pub lost_unheld: Trail<(TaskId, LossReason)>,
+    /// The queue's policy (limits, TTL, poison tasks) and what left by it: the last tasks
+    /// dead-lettered, with why, and the last refused at publish.
+    pub policy: crate::policy::Policy,
+    pub dead_letters: Trail<(TaskId, crate::policy::DeathReason)>,
+    pub refused: Trail<TaskId>,
     next_batch: BatchId,
     /// The broker's consumer ring as events tell it, for the theory's starting point.
     ring: ring::Ring,
@@ -117,6 +123,9 @@ impl App {
             queue_consumers: None,
             batches: Vec::new(),
             lost_unheld: Trail::new(model::LOST_KEPT),
+            policy: opts.policy,
+            dead_letters: Trail::new(model::EXITS_KEPT),
+            refused: Trail::new(model::EXITS_KEPT),
             next_batch: 1,
             ring: ring::Ring::default(),
             banner: None,
@@ -180,6 +189,8 @@ impl App {
             started: now,
             outstanding: count,
             lost: 0,
+            dead: 0,
+            refused: 0,
             finished: None,
             ids: None,
             done_by: Vec::new(),
@@ -187,6 +198,7 @@ impl App {
             weights: weights.clone(),
             start,
             switches: Vec::new(),
+            exits: theory::Exits::of(&self.policy),
             note: None,
             unmodelled: None,
         });
@@ -272,7 +284,7 @@ impl App {
     /// All published tasks are done or lost, and no batch is still waiting to be published.
     pub fn settled(&self) -> bool {
         let t = self.ledger.totals();
-        t.done + t.lost == t.published && self.batches.iter().all(|b| b.outstanding == 0)
+        t.done + t.lost + t.dead + t.refused == t.published && self.batches.iter().all(|b| b.outstanding == 0)
     }
 
     pub fn total_processed(&self) -> u64 {

@@ -10,6 +10,9 @@ use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId, theory};
 const TRAIL_LEN: usize = 48;
 /// How many lost ids each consumer remembers to show.
 pub const LOST_KEPT: usize = 16;
+/// Dead-lettered and refused tasks remembered by id (the screen shows the last few; a report
+/// lists them all up to this many).
+pub const EXITS_KEPT: usize = 1000;
 /// How many task runs each consumer remembers for the timeline (the oldest are dropped).
 pub const SPANS_KEPT: usize = 512;
 
@@ -180,6 +183,10 @@ pub struct Batch {
     /// Tasks of this batch that settled as lost (never processed): a finished batch with
     /// losses is not a success, and every report says so.
     pub lost: u32,
+    /// Tasks of this batch the broker dead-lettered or refused at publish: they left
+    /// otherwise than by being done, as the queue's policy says they may.
+    pub dead: u32,
+    pub refused: u32,
     pub finished: Option<Instant>,
     /// The first and last task id published so far for this batch.
     pub ids: Option<(TaskId, TaskId)>,
@@ -193,12 +200,26 @@ pub struct Batch {
     pub start: Option<theory::State>,
     /// Dispatch switches asked for while it ran, in order.
     pub switches: Vec<theory::Switch>,
+    /// What the queue's policy lets take its tasks out (poison, cap, TTL), for the model.
+    pub exits: theory::Exits,
     /// One line on a split a switch made surprising (a consumer that re-subscribed first took
     /// the ready tasks at once).
     pub note: Option<String>,
     /// What happened during it that the theory model does not follow (a consumer killed,
     /// removed, added, restarted or made slower or faster): its prediction is not shown.
     pub unmodelled: Option<String>,
+}
+
+/// ` +2 dead +5 refused` after a split, when tasks left otherwise than by being done.
+fn exits_text(dead: u32, refused: u32) -> String {
+    let mut s = String::new();
+    if dead > 0 {
+        s.push_str(&format!(" +{dead} dead"));
+    }
+    if refused > 0 {
+        s.push_str(&format!(" +{refused} refused"));
+    }
+    s
 }
 
 impl Batch {
@@ -218,14 +239,15 @@ impl Batch {
             .iter()
             .map(|(id, _)| self.done_by.get(*id).copied().unwrap_or(0).to_string())
             .collect();
-        seen.join("/")
+        seen.join("/") + &exits_text(self.dead, self.refused)
     }
 
     /// `4/3/3` as RabbitMQ's rules predict it, with the makespan.
     pub fn theory_split(&self) -> (String, Duration) {
-        let (predicted, makespan) = self.predicted();
-        let theory: Vec<String> = predicted.iter().map(|(_, n)| n.to_string()).collect();
-        (theory.join("/"), makespan)
+        let p = self.prediction();
+        let theory: Vec<String> =
+            p.counts().iter().take(self.consumers.len()).map(usize::to_string).collect();
+        (theory.join("/") + &exits_text(p.dead.len() as u32, p.refused.len() as u32), p.makespan)
     }
 
     /// The whole prediction: per consumer the batch's tasks in order, and the grab if any.
@@ -242,7 +264,8 @@ impl Batch {
                 &idle
             }
         };
-        theory::predict_from(state, &weights, &self.switches)
+        let exits = theory::Exits { first: self.ids.map_or(1, |(first, _)| first), ..self.exits.clone() };
+        theory::predict_exits(state, &weights, &self.switches, &exits)
     }
 
     /// A switch to `dispatch` was asked for at `now`: follow it, and explain a grab it causes.
@@ -303,6 +326,8 @@ pub struct AppOptions {
     pub rate: u32,
     /// Keep every consumer's full processing order (headless JSON needs it).
     pub keep_history: bool,
+    /// Queue type, limits and poison tasks.
+    pub policy: crate::policy::Policy,
 }
 
 /// A scenario being played, as the screen shows it.

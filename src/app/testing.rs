@@ -14,6 +14,7 @@ pub(crate) fn options(delays_ms: &[u64], mode: Mode) -> AppOptions {
         burst: 10,
         rate: 5,
         keep_history: true,
+        policy: crate::policy::Policy::default(),
     }
 }
 

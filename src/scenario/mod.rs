@@ -27,6 +27,10 @@
 //! the time the lane shows then, so the caption stays true at any `--speed` (see `captions.rs`).
 //! `expect_losses = true` says the lesson loses tasks on purpose (`play --headless` exits 0).
 //!
+//! The queue's policy, as the flags of the same names (see `policy.rs`): `queue_type = "quorum"`,
+//! `delivery_limit = 2`, `max_length = 3`, `overflow = "reject-publish"`, `task_ttl = "3s"`,
+//! `poison = [3, 7]` (task ids every consumer fails on; needs mode fair and a delivery limit).
+//!
 //! `play --headless` exits 1 when tasks were lost, as a lost task is normally a failure; a
 //! lesson that loses tasks on purpose (a kill under auto-ack) says `expect_losses = true`.
 
@@ -40,6 +44,7 @@ use crate::app::Mode;
 
 mod captions;
 mod limits;
+mod policy;
 use crate::units;
 use limits::{Stranding, read_bounded};
 
@@ -55,6 +60,8 @@ pub struct Scenario {
     /// Losing tasks is what the lesson shows: `play --headless` does not fail on it.
     pub expect_losses: bool,
     pub steps: Vec<Step>,
+    /// Queue type, limits and poison tasks.
+    pub policy: crate::policy::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +129,12 @@ struct RawScenario {
     queue: Option<String>,
     #[serde(default)]
     expect_losses: bool,
+    queue_type: Option<String>,
+    delivery_limit: Option<u32>,
+    max_length: Option<u32>,
+    overflow: Option<String>,
+    task_ttl: Option<String>,
+    poison: Option<Vec<crate::app::TaskId>>,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
 }
@@ -225,7 +238,17 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
             format!("queue '{q}' is not usable: give 1 to 255 bytes, not starting with 'amq.'"),
         ));
     }
+    let raw_policy = policy::RawPolicy {
+        queue_type: raw.queue_type,
+        delivery_limit: raw.delivery_limit,
+        max_length: raw.max_length,
+        overflow: raw.overflow,
+        task_ttl: raw.task_ttl,
+        poison: raw.poison,
+    };
+    let policy = policy::check(raw_policy, mode, &steps).map_err(|e| (None, e))?;
     Ok(Scenario {
+        policy,
         title: raw.title,
         about: raw.about,
         mode,
@@ -365,6 +388,8 @@ impl Scenario {
         let scale =
             |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() / speed).unwrap_or(Duration::MAX);
         self.delays = self.delays.into_iter().map(scale).collect();
+        // A time to live is part of the lesson's clock too.
+        self.policy.task_ttl = self.policy.task_ttl.map(scale);
         for s in &mut self.steps {
             s.at = scale(s.at);
             match &mut s.action {

@@ -11,7 +11,13 @@ use crate::app::App;
 
 /// Lines of text the pane needs for this app (the layout sizes the pane by it).
 pub fn lines_needed(app: &App) -> u16 {
-    6 + app.ledger.lost_by_reason().values().filter(|n| **n > 0).count() as u16
+    6 + app.ledger.lost_by_reason().values().filter(|n| **n > 0).count() as u16 + u16::from(exits_shown(app))
+}
+
+/// Dead-lettered and refused tasks get their line when the policy can make them, or there are.
+fn exits_shown(app: &App) -> bool {
+    let t = app.ledger.totals();
+    app.policy.dead_letters() || app.policy.max_length.is_some() || t.dead + t.refused > 0
 }
 
 /// The same places and words as the flow view's `where:` line and the header's unacked sum.
@@ -26,6 +32,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     ];
     for (reason, n) in app.ledger.lost_by_reason().iter().filter(|(_, n)| **n > 0) {
         lines.push(Line::styled(format!(" ↳ {n}: {}", reason.describe()), theme::ALARM));
+    }
+    if exits_shown(app) {
+        lines.push(pair(("dead", t.dead, theme::VALUE), ("refused", t.refused, theme::VALUE)));
     }
     // The two kinds of waiting: auto-ack backlog in the clients, and manual-ack unacked, which
     // the broker counts with the tasks in hand; the next line shows that sum.

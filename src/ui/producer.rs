@@ -10,6 +10,8 @@ use crate::app::App;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let p = &app.producer;
+    // Nacked by the broker (a full queue with overflow reject-publish).
+    let refused = app.ledger.totals().refused;
     let block = Block::bordered().title(" Producer ").padding(Padding::horizontal(1));
     let width = usize::from(block.inner(area).width);
     let stream =
@@ -36,6 +38,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(p.published.total().to_string(), theme::VALUE),
             Span::styled("  confirmed ", theme::LABEL),
             Span::styled(p.confirmed.to_string(), theme::VALUE),
+            Span::styled(if refused > 0 { "  refused " } else { "" }, theme::WARN),
+            Span::styled(if refused > 0 { refused.to_string() } else { String::new() }, theme::WARN),
         ]),
         Line::from(vec![
             Span::styled("last ", theme::LABEL),

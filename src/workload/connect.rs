@@ -130,6 +130,16 @@ fn vhost_refusal(text: &str) -> bool {
 /// For a failed queue.declare.
 pub fn describe_declare_error(e: &lapin::Error, queue: &str, durable: bool) -> String {
     match reply_code(e) {
+        // A broker that does not have a feature the queue's arguments ask for.
+        Some(406) if reply_text(e).contains("is not supported") => {
+            format!("the broker refused to declare queue '{queue}': {}", reply_text(e))
+        }
+        // Another argument (a TTL, a cap, the queue type): only a new queue can have it.
+        Some(406) if reply_text(e).contains("inequivalent arg 'x-") => format!(
+            "queue '{queue}' already exists with other arguments ({}): delete it \
+             (`rabbitmqctl delete_queue {queue}`), or use another --queue",
+            reply_text(e)
+        ),
         Some(406) => format!(
             "queue '{queue}' already exists with other settings ({}). warren declares it {}: \
              delete it (`rabbitmqctl delete_queue {queue}`), use another --queue, or {}",

@@ -287,6 +287,10 @@ impl ConsumerActor {
             self.events.send(Event::Processed { consumer: self.id, id: h.id, acked: false }).await;
             return;
         }
+        if self.shared.policy.is_poison(h.id) {
+            self.fail(h, link, current, waiting, retry_at, backoff).await;
+            return;
+        }
         let acked = match link {
             Some(l) => l.channel.basic_ack(h.tag, BasicAckOptions::default()).await,
             None => unreachable!("manual-ack tasks are dropped when the link is lost"),
@@ -302,6 +306,32 @@ impl ConsumerActor {
                 self.lose_link(link, current, waiting, format!("ack failed: {e}")).await;
                 *retry_at = Instant::now() + backoff.next();
             }
+        }
+    }
+
+    /// A poison task: the worker "crashed" on it after its time, and gives it back with
+    /// basic.nack(requeue=true). The broker redelivers it (a quorum queue counts the delivery,
+    /// and past x-delivery-limit dead-letters it instead).
+    async fn fail(
+        &mut self,
+        h: Held,
+        link: &mut Option<Link>,
+        current: &mut Option<(Held, Instant)>,
+        waiting: &mut VecDeque<Held>,
+        retry_at: &mut Instant,
+        backoff: &mut Backoff,
+    ) {
+        // Told before the nack, so the app hears of the requeue before any redelivery.
+        self.events.send(Event::Requeued { consumer: self.id, ids: vec![h.id] }).await;
+        self.events.flush().await;
+        let nacked = match link {
+            Some(l) => l.channel.basic_nack(h.tag, BasicNackOptions { multiple: false, requeue: true }).await,
+            None => unreachable!("manual-ack tasks are dropped when the link is lost"),
+        };
+        if let Err(e) = nacked {
+            // Closing the channel requeues it all the same.
+            self.lose_link(link, current, waiting, format!("nack failed: {e}")).await;
+            *retry_at = Instant::now() + backoff.next();
         }
     }
 

@@ -3,9 +3,11 @@
 
 pub mod connect;
 mod consumer;
+mod dead_letters;
 pub mod frame_size;
 pub mod probe;
 mod producer;
+mod queue_args;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ pub struct WorkloadConfig {
     pub durable: bool,
     pub delays: Vec<Duration>,
     pub dispatch: Dispatch,
+    pub policy: crate::policy::Policy,
 }
 
 /// Read-only facts every actor shares.
@@ -38,6 +41,8 @@ pub struct Shared {
     pub durable: bool,
     /// Identifies this run's tasks on the wire, so leftovers of another run are recognised.
     pub run: u64,
+    /// Queue arguments and the tasks consumers fail on.
+    pub policy: Arc<crate::policy::Policy>,
     tags: Arc<AtomicU64>,
 }
 
@@ -177,6 +182,7 @@ impl Engine {
             queue: cfg.queue.clone(),
             durable: cfg.durable,
             run,
+            policy: Arc::new(cfg.policy.clone()),
             tags: Arc::default(),
         };
         let channel = producer::open_channel(&conn, &shared).await?;
@@ -192,6 +198,12 @@ impl Engine {
         let producer_task = tokio::spawn(producer.run());
         let (tx, rx) = mpsc::unbounded_channel();
         let quit = CancellationToken::new();
+        // Watching from the start, so no dead letter goes unseen.
+        let watcher = shared.policy.dead_letters().then(|| {
+            let w =
+                dead_letters::Watcher { shared: shared.clone(), events: sink.clone(), quit: quit.clone() };
+            tokio::spawn(w.run())
+        });
         let supervisor = Supervisor {
             quit: quit.clone(),
             shared,
@@ -200,6 +212,7 @@ impl Engine {
             paused: false,
             producer: ptx,
             producer_task,
+            watcher,
             consumers: Vec::new(),
         };
         let task = tokio::spawn(supervisor.run(cfg.delays, rx));
@@ -232,15 +245,22 @@ async fn purge_leftovers(channel: &lapin::Channel, shared: &Shared) -> Result<u3
             q.consumer_count()
         ));
     }
+    if shared.policy.dead_letters() {
+        // An earlier run's dead letters are not this run's: start the dead-letter queue empty.
+        let dead = crate::policy::Policy::dead_queue(&shared.queue);
+        purge(channel, &dead).await?;
+    }
     if q.message_count() == 0 {
         return Ok(0);
     }
+    purge(channel, &shared.queue).await
+}
+
+async fn purge(channel: &lapin::Channel, queue: &str) -> Result<u32, String> {
     channel
-        .queue_purge(shared.queue.as_str().into(), lapin::options::QueuePurgeOptions::default())
+        .queue_purge(queue.into(), lapin::options::QueuePurgeOptions::default())
         .await
-        .map_err(|e| {
-            format!("could not purge leftovers from '{}': {}", shared.queue, connect::reply_text(&e))
-        })
+        .map_err(|e| format!("could not purge leftovers from '{queue}': {}", connect::reply_text(&e)))
 }
 
 struct ConsumerHandle {
@@ -259,6 +279,8 @@ struct Supervisor {
     paused: bool,
     producer: mpsc::UnboundedSender<ProducerCmd>,
     producer_task: JoinHandle<()>,
+    /// The dead-letter watcher, when the policy can remove tasks.
+    watcher: Option<JoinHandle<()>>,
     consumers: Vec<Option<ConsumerHandle>>,
 }
 
@@ -364,6 +386,7 @@ impl Supervisor {
     async fn stop(self) {
         let _ = self.producer.send(ProducerCmd::Quit);
         let mut tasks = vec![self.producer_task];
+        tasks.extend(self.watcher);
         for h in self.consumers.into_iter().flatten() {
             let _ = h.commands.send(ConsumerCmd::Quit);
             tasks.push(h.task);

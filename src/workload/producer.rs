@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
@@ -64,6 +63,9 @@ pub async fn open_channel(conn: &Connection, shared: &Shared) -> Result<Channel,
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(|e| format!("confirm.select failed: {}", connect::reply_text(&e)))?;
+    if shared.policy.dead_letters() {
+        super::queue_args::declare_dead_letters(&channel, shared).await?;
+    }
     declare(&channel, shared, false).await?;
     Ok(channel)
 }
@@ -72,7 +74,7 @@ pub async fn open_channel(conn: &Connection, shared: &Shared) -> Result<Channel,
 pub async fn declare(channel: &Channel, shared: &Shared, passive: bool) -> Result<lapin::Queue, String> {
     let opts = QueueDeclareOptions { durable: shared.durable, passive, ..Default::default() };
     channel
-        .queue_declare(shared.queue.as_str().into(), opts, FieldTable::default())
+        .queue_declare(shared.queue.as_str().into(), opts, super::queue_args::arguments(shared))
         .await
         .map_err(|e| connect::describe_declare_error(&e, &shared.queue, shared.durable))
 }
@@ -121,10 +123,8 @@ impl ProducerActor {
                     }
                 },
                 Some((id, res)) = confirms.next(), if !confirms.is_empty() => match res {
-                    Ok(Confirmation::Nack(_)) => {
-                        let reason = "the broker nacked it (publisher confirm)".to_string();
-                        self.events.send(Event::PublishFailed { id, reason }).await;
-                    }
+                    // Refused: a full queue with overflow reject-publish (or a broker out of room).
+                    Ok(Confirmation::Nack(_)) => self.events.send(Event::Refused { id }).await,
                     Ok(_) => self.events.send(Event::Confirmed { id }).await,
                     // Connection lost before the confirm: the broker may or may not have it.
                     // The ledger keeps it at the broker; the app reconciles after reconnecting.

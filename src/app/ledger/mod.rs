@@ -10,9 +10,10 @@ mod open_tasks;
 mod whereabouts;
 
 use open_tasks::OpenTasks;
-pub use whereabouts::Whereabouts;
+pub use whereabouts::{Counted, Whereabouts};
 
 use super::{ConsumerId, TaskId};
+use crate::policy::DeathReason;
 
 /// Where one task is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,11 @@ pub struct Totals {
     pub in_process: u64,
     pub done: u64,
     pub lost: u64,
+    /// Dead-lettered by the broker (delivery limit, length cap, TTL) and seen in the
+    /// dead-letter queue warren watches.
+    pub dead: u64,
+    /// Refused at publish: the broker nacked it (a full queue with overflow reject-publish).
+    pub refused: u64,
     /// Deliveries that carried the redelivered flag (not a place: a task can be redelivered often).
     pub redelivered: u64,
     /// Redeliveries of tasks already done: the ack was lost with a connection, so the broker
@@ -79,7 +85,14 @@ pub struct Totals {
 impl Totals {
     /// The sum of the places; equals `published` when the ledger is consistent.
     pub fn accounted(&self) -> u64 {
-        self.at_broker + self.unacked + self.backlog + self.in_process + self.done + self.lost
+        self.at_broker
+            + self.unacked
+            + self.backlog
+            + self.in_process
+            + self.done
+            + self.lost
+            + self.dead
+            + self.refused
     }
 
     /// Unacked from the broker's point of view: manual-ack tasks held by consumers.
@@ -116,6 +129,7 @@ pub struct Ledger {
     /// Duplicates being processed now (see `Totals::duplicates`).
     duplicates: std::collections::HashSet<TaskId>,
     lost_by_reason: BTreeMap<LossReason, u64>,
+    dead_by_reason: BTreeMap<DeathReason, u64>,
     anomalies: Vec<Anomaly>,
 }
 
@@ -135,6 +149,11 @@ impl Ledger {
 
     pub fn lost_by_reason(&self) -> &BTreeMap<LossReason, u64> {
         &self.lost_by_reason
+    }
+
+    /// Why tasks were dead-lettered, e.g. {delivery_limit: 2}.
+    pub fn dead_by_reason(&self) -> &BTreeMap<DeathReason, u64> {
+        &self.dead_by_reason
     }
 
     pub fn anomalies(&self) -> &[Anomaly] {
@@ -221,6 +240,7 @@ impl Ledger {
         let finished = self.leave(id, "finished").is_some();
         if finished {
             self.totals.done += 1;
+            self.whereabouts.forget(id);
         }
         finished
     }
@@ -235,6 +255,33 @@ impl Ledger {
             return false;
         }
         self.transition(id, Place::AtBroker, true, "requeued");
+        self.whereabouts.returned(id);
+        true
+    }
+
+    /// The broker dead-lettered it (the dead-letter queue warren watches received it), from
+    /// wherever the ledger had it: usually ready at the broker. False if it was not open.
+    pub fn dead(&mut self, id: TaskId, reason: DeathReason) -> bool {
+        if self.open.get(&id).is_none() {
+            self.anomaly(format!(
+                "task #{id} dead-lettered ({}) but the ledger does not hold it",
+                reason.as_str()
+            ));
+            return false;
+        }
+        self.leave(id, "dead-lettered");
+        self.whereabouts.forget(id);
+        self.totals.dead += 1;
+        *self.dead_by_reason.entry(reason).or_default() += 1;
+        true
+    }
+
+    /// The broker refused the publish (basic.nack): it never entered the queue.
+    pub fn refused(&mut self, id: TaskId) -> bool {
+        if self.leave(id, "refused").is_none() {
+            return false;
+        }
+        self.totals.refused += 1;
         true
     }
 
@@ -257,6 +304,7 @@ impl Ledger {
 
     fn lose(&mut self, id: TaskId, reason: LossReason) {
         if self.leave(id, "lost").is_some() {
+            self.whereabouts.forget(id);
             self.totals.lost += 1;
             *self.lost_by_reason.entry(reason).or_default() += 1;
         }
@@ -449,6 +497,31 @@ mod tests {
         assert!(!l.lost(1, 5, LossReason::KilledUnderAutoAck), "C6 never held it");
         assert!(l.lost(1, 0, LossReason::KilledUnderAutoAck));
         assert_eq!(l.lost_by_reason().get(&LossReason::KilledUnderAutoAck), Some(&1));
+        consistent(&l);
+    }
+
+    #[test]
+    fn a_poison_task_cycles_then_lands_dead_and_the_sum_still_holds() {
+        let mut l = Ledger::default();
+        for id in 1..=2 {
+            l.published(id);
+        }
+        // #1 fails three times (three deliveries, two redelivered), then the broker drops it.
+        for (n, consumer) in [0, 1, 0].into_iter().enumerate() {
+            l.delivered(1, consumer, true, n > 0);
+            l.started(1, consumer);
+            assert!(l.requeued(1, consumer));
+            assert_eq!(l.whereabouts().returns(1), n as u32 + 1);
+        }
+        assert_eq!(l.whereabouts().ready_counted().collect::<Vec<_>>(), [(1, 3), (2, 0)]);
+        assert!(l.dead(1, DeathReason::DeliveryLimit));
+        assert!(!l.dead(1, DeathReason::DeliveryLimit), "only once");
+        assert_eq!(l.whereabouts().returns(1), 0, "forgotten once settled");
+        assert!(l.refused(2));
+        let t = l.totals();
+        assert_eq!((t.dead, t.refused, t.redelivered, t.at_broker), (1, 1, 2, 0));
+        assert_eq!(l.dead_by_reason().get(&DeathReason::DeliveryLimit), Some(&1));
+        assert_eq!(l.anomalies().len(), 1, "the second dead letter is an anomaly: {:?}", l.anomalies());
         consistent(&l);
     }
 

@@ -2,7 +2,7 @@
 //! and each consumer's waiting tasks in delivery order. The ledger counts places; this keeps the
 //! ids the flow view draws (`#11 #12 #13 … +40`), so nobody has to scan every open task per frame.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::{Place, TaskId};
 use crate::app::ConsumerId;
@@ -18,7 +18,13 @@ pub struct Whereabouts {
     /// Per consumer, delivered and not yet started, in delivery order (the order it will start
     /// them: lapin hands deliveries over in order).
     waiting: Vec<VecDeque<Marked>>,
+    /// How often each open task went back to the queue (nacked with requeue, or held by a
+    /// channel that closed): a poison task cycling shows `↻3#7`. Only requeued tasks are here.
+    returns: HashMap<TaskId, u32>,
 }
+
+/// A task id and how often it went back to the queue (0: never), for drawing.
+pub type Counted = (TaskId, u32);
 
 impl Whereabouts {
     /// Ready tasks in queue order.
@@ -33,6 +39,38 @@ impl Whereabouts {
     /// What `consumer` holds and has not started, in the order it will start them.
     pub fn waiting(&self, consumer: ConsumerId) -> impl Iterator<Item = Marked> + '_ {
         self.waiting.get(consumer).into_iter().flatten().copied()
+    }
+
+    /// Ready tasks in queue order, with how often each went back.
+    pub fn ready_counted(&self) -> impl Iterator<Item = Counted> + '_ {
+        self.ready().map(|m| self.counted(m))
+    }
+
+    /// What `consumer` waits to start, with how often each went back.
+    pub fn waiting_counted(&self, consumer: ConsumerId) -> impl Iterator<Item = Counted> + '_ {
+        self.waiting(consumer).map(|m| self.counted(m))
+    }
+
+    /// How often this open task went back to the queue.
+    pub fn returns(&self, id: TaskId) -> u32 {
+        if self.returns.is_empty() { 0 } else { self.returns.get(&id).copied().unwrap_or(0) }
+    }
+
+    /// A task handed out again without a requeue seen here (redelivered after a reconnect)
+    /// counts once.
+    fn counted(&self, (id, again): Marked) -> Counted {
+        (id, self.returns(id).max(u32::from(again)))
+    }
+
+    pub(super) fn returned(&mut self, id: TaskId) {
+        *self.returns.entry(id).or_default() += 1;
+    }
+
+    /// The task is finished (done, lost or dead-lettered): nothing to count any more.
+    pub(super) fn forget(&mut self, id: TaskId) {
+        if !self.returns.is_empty() {
+            self.returns.remove(&id);
+        }
     }
 
     pub(super) fn enter(&mut self, id: TaskId, place: Place, again: bool) {

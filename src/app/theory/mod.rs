@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use super::{Dispatch, Mode, TaskId};
 
+mod exits;
 mod sim;
+pub use exits::Exits;
 use sim::Sim;
 
 /// One batch: every task published at t=0 into an empty queue, consumers registered C1..Cn in order.
@@ -126,6 +128,11 @@ pub struct Prediction {
     pub makespan: Duration,
     /// The first re-subscription that grabbed several tasks (see [`Grab`]).
     pub grab: Option<Grab>,
+    /// The batch's tasks (1-based) the broker dead-letters, in that order, and why; those it
+    /// refuses at publish; and how many deliveries its tasks get in all (see [`Exits`]).
+    pub dead: Vec<(TaskId, crate::policy::DeathReason)>,
+    pub refused: Vec<TaskId>,
+    pub deliveries: usize,
 }
 
 impl Prediction {
@@ -150,12 +157,22 @@ pub fn predict(w: &Workload) -> Prediction {
 /// Simulate a batch of tasks weighing `weights`, published at t=0 onto `state`, with `switches`
 /// (in time order) made while it runs. Ring entries that name no consumer are ignored.
 pub fn predict_from(state: &State, weights: &[f64], switches: &[Switch]) -> Prediction {
-    let mut sim = Sim::new(state, weights);
+    predict_exits(state, weights, switches, &Exits::default())
+}
+
+/// [`predict_from`] under a queue policy that can take tasks out (see [`Exits`]).
+pub fn predict_exits(state: &State, weights: &[f64], switches: &[Switch], exits: &Exits) -> Prediction {
+    let mut sim = Sim::new(state, weights, exits);
     sim.dispatch(Duration::ZERO);
+    sim.arrive(weights);
     let mut switches = switches.iter().peekable();
     // Once the batch is done, nothing later changes its prediction.
     while !sim.batch_done() {
         let next_end = sim.next_end();
+        if let Some(at) = sim.exits.expiry_before(next_end) {
+            sim.expire(at);
+            continue;
+        }
         // Completions at the switch instant go first (see the module docs).
         if let Some(s) = switches.next_if(|s| next_end.is_none_or(|e| s.at < e)) {
             sim.switch(s.at, s.dispatch);

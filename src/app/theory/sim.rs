@@ -3,7 +3,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::exits::{Exits, Tracker};
 use super::{Dispatch, Grab, Prediction, State, TaskId, window_of};
+use crate::policy::DeathReason;
 
 /// A task a consumer holds.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +16,7 @@ struct Held {
     ours: Option<usize>,
     /// Fills a slot of the consumer's current prefetch window until acked.
     in_window: bool,
+    weight: f64,
 }
 
 pub(super) struct Sim {
@@ -36,10 +39,14 @@ pub(super) struct Sim {
     /// Batch tasks not yet acked.
     left: usize,
     grab: Option<Grab>,
+    /// Poison tasks, length cap, TTL (see `exits.rs`).
+    pub(super) exits: Tracker,
 }
 
 impl Sim {
-    pub(super) fn new(state: &State, weights: &[f64]) -> Self {
+    pub(super) fn new(state: &State, weights: &[f64], exits: &Exits) -> Self {
+        // Under a length cap the batch arrives task by task (see `arrive`).
+        let queued_now = if exits.max_length.is_some() { &[][..] } else { weights };
         let n = state.consumers.len();
         let limit = window_of(state.dispatch);
         let mut sim = Sim {
@@ -48,7 +55,7 @@ impl Sim {
                 .queued
                 .iter()
                 .map(|&w| (w, None))
-                .chain(weights.iter().enumerate().map(|(i, &w)| (w, Some(i))))
+                .chain(queued_now.iter().enumerate().map(|(i, &w)| (w, Some(i))))
                 .collect(),
             ring: VecDeque::new(),
             in_ring: vec![false; n],
@@ -61,10 +68,11 @@ impl Sim {
             finish: vec![Duration::ZERO; n],
             left: weights.len(),
             grab: None,
+            exits: Tracker::new(exits.clone(), weights.len()),
         };
         for (c, cs) in state.consumers.iter().enumerate() {
             for h in &cs.held {
-                sim.held[c].push_back(Held { time: h.time, ours: None, in_window: h.in_window });
+                sim.held[c].push_back(Held { time: h.time, ours: None, in_window: h.in_window, weight: 1.0 });
                 sim.used[c] += usize::from(h.in_window);
             }
             sim.ends[c] = sim.held[c].front().map(|h| h.time);
@@ -99,7 +107,8 @@ impl Sim {
             let in_window = self.limit[c] != usize::MAX;
             self.used[c] += usize::from(in_window);
             let time = self.delays[c].mul_f64(weight);
-            self.held[c].push_back(Held { time, ours, in_window });
+            self.held[c].push_back(Held { time, ours, in_window, weight });
+            self.exits.deliveries += usize::from(ours.is_some());
             if self.ends[c].is_none() {
                 self.ends[c] = Some(now + time);
             }
@@ -120,10 +129,21 @@ impl Sim {
     /// Consumer `c` completes and acks its running task at `now`, then starts its next held one.
     fn ack(&mut self, c: usize, now: Duration) {
         let Some(task) = self.held[c].pop_front() else { return };
-        if let Some(i) = task.ours {
-            self.tasks[c].push(i as TaskId + 1);
-            self.finish[c] = now;
-            self.left -= 1;
+        match task.ours {
+            // A poison task: given back (to the head), or dead-lettered past the limit.
+            Some(i) if self.exits.fails(i) => {
+                if self.exits.returned(i, now) {
+                    self.queue.push_front((task.weight, Some(i)));
+                } else {
+                    self.left -= 1;
+                }
+            }
+            Some(i) => {
+                self.tasks[c].push(i as TaskId + 1);
+                self.finish[c] = now;
+                self.left -= 1;
+            }
+            None => {}
         }
         self.ends[c] = self.held[c].front().map(|h| now + h.time);
         if task.in_window {
@@ -166,8 +186,54 @@ impl Sim {
         self.held[c].iter().filter(|h| h.ours.is_some()).count()
     }
 
+    /// The batch published task by task under a length cap: each is dispatched at once if a
+    /// consumer has room; past the cap the oldest ready one is dropped or the new one refused.
+    pub(super) fn arrive(&mut self, weights: &[f64]) {
+        let Some(max) = self.exits.exits.max_length else { return };
+        for (i, &w) in weights.iter().enumerate() {
+            if self.exits.exits.reject_publish && self.queue.len() >= max {
+                self.exits.refuse(i);
+                self.left -= 1;
+                continue;
+            }
+            self.queue.push_back((w, Some(i)));
+            self.dispatch(Duration::ZERO);
+            while self.queue.len() > max {
+                if let Some((_, Some(j))) = self.queue.pop_front() {
+                    self.exits.exit(j, DeathReason::Maxlen, Duration::ZERO);
+                    self.left -= 1;
+                }
+            }
+        }
+    }
+
+    /// The time to live ran out at `now`: every ready task of the batch is dead-lettered.
+    pub(super) fn expire(&mut self, now: Duration) {
+        self.exits.mark_expired();
+        let mut kept = VecDeque::new();
+        for (w, ours) in self.queue.drain(..) {
+            match ours {
+                Some(i) => {
+                    self.exits.exit(i, DeathReason::Expired, now);
+                    self.left -= 1;
+                }
+                None => kept.push_back((w, ours)),
+            }
+        }
+        self.queue = kept;
+    }
+
     pub(super) fn into_prediction(self) -> Prediction {
-        let makespan = self.finish.iter().copied().max().unwrap_or(Duration::ZERO);
-        Prediction { tasks: self.tasks, finish: self.finish, makespan, grab: self.grab }
+        let done = self.finish.iter().copied().max().unwrap_or(Duration::ZERO);
+        let makespan = done.max(self.exits.last_exit);
+        Prediction {
+            tasks: self.tasks,
+            finish: self.finish,
+            makespan,
+            grab: self.grab,
+            dead: self.exits.dead,
+            refused: self.exits.refused,
+            deliveries: self.exits.deliveries,
+        }
     }
 }

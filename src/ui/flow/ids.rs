@@ -1,5 +1,6 @@
 //! Task ids as the flow view writes them: `#12` in the task's own colour (the same as in the
-//! timeline), `↻#12` when it was handed out before, and lists cut with `+N` where the room ends.
+//! timeline), `↻#12` when it was handed out before (`↻3#12` when it went back to the queue three
+//! times, as a poison task does), and lists cut with `+N` where the room ends.
 
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -7,10 +8,19 @@ use ratatui::text::{Line, Span};
 use crate::app::TaskId;
 use crate::ui::{theme, timeline};
 
-/// `#12`, or `↻#12` when it was requeued or redelivered; coloured by task, bold.
-pub fn task(id: TaskId, again: bool) -> Span<'static> {
-    let text = if again { format!("↻#{id}") } else { format!("#{id}") };
-    Span::styled(text, style(id))
+/// `#12`, `↻#12` when it was requeued or redelivered once, `↻3#12` three times; coloured by
+/// task, bold.
+pub fn task(id: TaskId, returns: u32) -> Span<'static> {
+    Span::styled(format!("{}#{id}", again(returns)), style(id))
+}
+
+/// The redelivery mark: nothing, `↻`, or `↻3`.
+pub fn again(returns: u32) -> String {
+    match returns {
+        0 => String::new(),
+        1 => "↻".to_string(),
+        n => format!("↻{n}"),
+    }
 }
 
 /// The style a task's id is written in, everywhere.
@@ -30,7 +40,7 @@ pub fn lines<I>(
     rows: usize,
 ) -> Vec<Line<'static>>
 where
-    I: IntoIterator<Item = (TaskId, bool)>,
+    I: IntoIterator<Item = (TaskId, u32)>,
 {
     if rows == 0 || width == 0 {
         return Vec::new();
@@ -38,8 +48,8 @@ where
     let mut out: Vec<Vec<Span<'static>>> = vec![first];
     let mut used = out[0].iter().map(Span::width).sum::<usize>();
     let mut shown = 0;
-    for (id, again) in items {
-        let token = task(id, again);
+    for (id, returns) in items {
+        let token = task(id, returns);
         let w = token.width();
         let sep = usize::from(used > 0);
         let left_after = total.saturating_sub(shown + 1);
@@ -88,8 +98,8 @@ mod tests {
         lines.iter().map(|l| l.spans.iter().map(|s| s.content.to_string()).collect()).collect()
     }
 
-    fn ids(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, bool)> {
-        range.map(|id| (id, false)).collect()
+    fn ids(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, u32)> {
+        range.map(|id| (id, 0)).collect()
     }
 
     #[test]
@@ -108,9 +118,9 @@ mod tests {
 
     #[test]
     fn requeued_ids_are_marked_and_an_unknown_rest_is_counted() {
-        let items = vec![(5, true), (6, false)];
-        // 40 in all, only 2 listed: the rest is still counted.
-        assert_eq!(text(&lines(Vec::new(), items, 40, (30, 0), 1)), vec!["↻#5 #6 +38"]);
+        let items = vec![(5, 1), (6, 0), (7, 3)];
+        // 40 in all, only 3 listed: the rest is still counted.
+        assert_eq!(text(&lines(Vec::new(), items, 40, (30, 0), 1)), vec!["↻#5 #6 ↻3#7 +37"]);
         // Continuation lines are indented under the label.
         let indented = lines(vec![Span::raw("ready 9:")], ids(1..=9), 9, (14, 3), 2);
         assert_eq!(text(&indented), vec!["ready 9: #1 #2", "   #3 #4 #5 +4"]);

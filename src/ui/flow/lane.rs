@@ -163,7 +163,9 @@ impl Lane<'_> {
         }
         match (c.working, c.progress(self.now)) {
             (Some(w), Some(ratio)) => {
-                let label = if w.again { format!("▶↻#{}", w.id) } else { format!("▶#{}", w.id) };
+                // A poison task cycling says how often it went back: `▶↻3#7`.
+                let returns = if w.again { self.whereabouts.returns(w.id).max(1) } else { 0 };
+                let label = format!("▶{}#{}", ids::again(returns), w.id);
                 // What is left of it, in its own time: a delay changed meanwhile applies to the
                 // next task, and the lane's title already shows the new one.
                 let left = w.delay.mul_f64(1.0 - ratio.clamp(0.0, 1.0));
@@ -194,7 +196,7 @@ impl Lane<'_> {
     /// The label and the ids delivered here and not started, in the order it will start them.
     /// Manual ack: `unacked 3 = ▶ + 2:` (the broker counts the task in hand too); auto-ack:
     /// `backlog 2:` (the broker has forgotten them).
-    fn waiting(&self) -> (Vec<Span<'static>>, impl Iterator<Item = (u64, bool)> + '_, usize) {
+    fn waiting(&self) -> (Vec<Span<'static>>, impl Iterator<Item = (u64, u32)> + '_, usize) {
         let h = self.held;
         let manual_waiting = h.waiting.saturating_sub(h.backlog);
         let in_hand_unacked = h.unacked.saturating_sub(manual_waiting);
@@ -215,7 +217,7 @@ impl Lane<'_> {
         } else {
             Span::styled("nothing waiting", theme::MUTED)
         };
-        let items = self.whereabouts.waiting(self.consumer.id);
+        let items = self.whereabouts.waiting_counted(self.consumer.id);
         (vec![label], items, h.waiting as usize)
     }
 
@@ -267,7 +269,7 @@ impl Lane<'_> {
                     match word.trim_start_matches('#').parse::<u64>() {
                         Ok(id) => {
                             let again = c.trail_again.iter().any(|&t| t == id);
-                            spans.push(ids::task(id, again));
+                            spans.push(ids::task(id, u32::from(again)));
                         }
                         Err(_) => spans.push(Span::styled(word.to_string(), theme::LABEL)),
                     }

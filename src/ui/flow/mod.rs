@@ -18,6 +18,7 @@
 //! ones (`C7–C12 hidden, Tab scrolls`). The lane area can show the timeline (`t`) or the selected
 //! consumer's full pane (`z`) instead.
 
+mod dead;
 mod ids;
 mod lane;
 mod summary;
@@ -125,7 +126,8 @@ fn lanes(area: Rect, visible: &[&Consumer], selected: usize) -> (Vec<Rect>, usiz
 fn queue_rows_needed(app: &App, width: u16) -> u16 {
     let (first, total) = queue_label(app);
     let w = app.ledger.whereabouts();
-    ids::lines(first, w.ready().take(400), total, (usize::from(width), QUEUE_INDENT), 3).len().max(1) as u16
+    ids::lines(first, w.ready_counted().take(400), total, (usize::from(width), QUEUE_INDENT), 3).len().max(1)
+        as u16
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
@@ -135,7 +137,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) {
     let (first, total) = queue_label(app);
     let w = app.ledger.whereabouts();
     let room = (usize::from(flow.queue.width), QUEUE_INDENT);
-    let queue = ids::lines(first, w.ready().take(2000), total, room, usize::from(flow.queue.height));
+    let queue = ids::lines(first, w.ready_counted().take(2000), total, room, usize::from(flow.queue.height));
     Paragraph::new(queue).render(flow.queue, buf);
     if app.show_timeline {
         let rect = Rect { height: flow.lane_area.height + flow.summary.height, ..flow.lane_area };
@@ -208,26 +210,52 @@ fn producer_line(app: &App) -> Line<'static> {
         Span::styled(p.published.total().to_string(), theme::VALUE),
         Span::styled(" · confirmed ", theme::LABEL),
         Span::styled(p.confirmed.to_string(), theme::VALUE),
+    ];
+    // Refused at publish (a full queue that rejects): right after the confirms, so it stays on
+    // screen when the key hints do not.
+    spans.extend(refused(app));
+    spans.extend([
         Span::styled(" · ", theme::LABEL),
         Span::styled("b", theme::KEY),
         Span::styled(format!(" burst of {} · ", p.burst), theme::LABEL),
         Span::styled("r", theme::KEY),
         Span::styled(format!(" {stream}"), if p.streaming { theme::WARN } else { theme::LABEL }),
-    ];
+    ]);
     if p.unconfirmed > 0 {
         spans.push(Span::styled(format!(" · {} unconfirmed", p.unconfirmed), theme::WARN));
     }
     Line::from(spans)
 }
 
-/// ` Queue     ready 40:` and how many ids there are in all.
+/// ` · refused 5: #6 #7 #8` when the broker nacked publishes (the last few ids).
+fn refused(app: &App) -> Vec<Span<'static>> {
+    let n = app.ledger.totals().refused;
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut spans = vec![Span::styled(format!(" · refused {n}:"), theme::WARN)];
+    // The last five refused, in id order (confirms may come back in any order).
+    let mut shown: Vec<u64> = app.refused.iter().rev().take(5).copied().collect();
+    shown.sort_unstable();
+    if n > shown.len() as u64 {
+        spans.push(Span::styled(" …", theme::LABEL));
+    }
+    for id in shown {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!("#{id}"), ids::style(id)));
+    }
+    spans
+}
+
+/// ` Queue     ready 40:` (`ready 3 of max 3:` under a length cap) and how many ids there are.
 fn queue_label(app: &App) -> (Vec<Span<'static>>, usize) {
     let ready = app.ledger.whereabouts().ready_len();
     let mut spans = vec![Span::styled(" Queue     ", theme::VALUE)];
+    let cap = app.policy.max_length.map(|m| format!(" of max {m}")).unwrap_or_default();
     if ready == 0 {
-        spans.push(Span::styled("ready 0 (empty)", theme::LABEL));
+        spans.push(Span::styled(format!("ready 0{cap} (empty)"), theme::LABEL));
     } else {
-        spans.push(Span::styled(format!("ready {ready}:"), theme::VALUE));
+        spans.push(Span::styled(format!("ready {ready}{cap}:"), theme::VALUE));
     }
     (spans, ready)
 }

@@ -4,7 +4,7 @@
 
 use ratatui::text::{Line, Span};
 
-use super::ids;
+use super::{dead, ids};
 use crate::app::{App, Batch};
 use crate::ui::{format, theme};
 
@@ -27,6 +27,9 @@ pub fn lines(app: &App, batches: usize, width: usize) -> Vec<Line<'static>> {
         }
         None => lines.push(Line::styled(" no batch yet: space publishes one task, b a burst", theme::LABEL)),
     }
+    if dead::shown(app) {
+        lines.push(dead::line(app, width));
+    }
     lines.push(format::fit(where_line(app).spans, width));
     lines
 }
@@ -34,7 +37,9 @@ pub fn lines(app: &App, batches: usize, width: usize) -> Vec<Line<'static>> {
 /// How many lines [`lines`] gives for this app with room for `batches` batch lines.
 pub fn height(app: &App, batches: usize) -> u16 {
     let shown = app.batches.len().clamp(1, batches.max(1));
-    (shown + 1) as u16 + u16::from(app.batches.last().is_some_and(|b| b.note.is_some()))
+    (shown + 1) as u16
+        + u16::from(app.batches.last().is_some_and(|b| b.note.is_some()))
+        + u16::from(dead::shown(app))
 }
 
 /// ` batch #2 · 10 tasks rr · took 45.0s · saw 4/3/3 = theory ✓ · lost 3`
@@ -97,7 +102,25 @@ fn where_line(app: &App) -> Line<'static> {
     spans.push(plus());
     spans.extend(part("done", t.done, theme::DONE));
     spans.push(plus());
-    spans.extend(part("lost", t.lost, theme::alarm_if(t.lost)));
+    // With a policy that takes tasks out, `dead` and `refused` are places too; `lost 0` then
+    // gives way to them (the sum still holds: a part not written is zero).
+    let dead = dead::shown(app);
+    let refused = t.refused > 0 || app.policy.max_length.is_some() && !app.policy.dead_letters();
+    if t.lost > 0 || !(dead || refused) {
+        spans.extend(part("lost", t.lost, theme::alarm_if(t.lost)));
+        if dead || refused {
+            spans.push(plus());
+        }
+    }
+    if dead {
+        spans.extend(part("dead", t.dead, theme::VALUE));
+        if refused {
+            spans.push(plus());
+        }
+    }
+    if refused {
+        spans.extend(part("refused", t.refused, theme::VALUE));
+    }
     if t.published == t.accounted() {
         spans.push(Span::styled(format!(" = published {} ", t.published), theme::LABEL));
         spans.push(Span::styled("✓", theme::DONE));

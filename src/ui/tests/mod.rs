@@ -15,6 +15,7 @@ use crate::app::{
     Action, AppOptions, BrokerInfo, ConsumerId, Dispatch, Event, LossReason, Mode, Msg, TaskId,
 };
 
+mod exits;
 mod flow;
 mod terminal;
 mod timeline;
