@@ -130,6 +130,8 @@ pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
         durable: cfg.durable,
         delays: cfg.delays.clone(),
         dispatch: cfg.dispatch,
+        priorities: cfg.priorities.clone(),
+        single_active: cfg.single_active,
     }
 }
 
@@ -141,6 +143,8 @@ pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
         burst: cfg.burst,
         rate: cfg.rate,
         keep_history,
+        priorities: cfg.priorities.clone(),
+        single_active: cfg.single_active,
     }
 }
 

@@ -32,6 +32,8 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         durable: false,
         delays: scenario.delays.clone(),
         dispatch: Dispatch { mode: scenario.mode, prefetch: scenario.prefetch },
+        priorities: scenario.priorities.clone(),
+        single_active: scenario.single_active,
         burst: 10,
         rate: 5,
         headless,

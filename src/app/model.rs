@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::stats::{Meter, Trail};
-use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId, theory};
+use super::{BatchId, ConsumerId, Dispatch, LossReason, Role, TaskId, theory};
 
 /// How many processed ids each consumer pane remembers for its trail.
 const TRAIL_LEN: usize = 48;
@@ -66,6 +66,10 @@ pub struct RunSpan {
 pub struct Consumer {
     pub id: ConsumerId,
     pub delay: Duration,
+    /// Its `x-priority` (0, RabbitMQ's default, unless given).
+    pub priority: i32,
+    /// Active or standing by, on a single-active-consumer queue.
+    pub role: Option<Role>,
     pub status: ConsumerStatus,
     pub status_note: Option<String>,
     pub received: u64,
@@ -93,6 +97,8 @@ impl Consumer {
         Self {
             id,
             delay,
+            priority: 0,
+            role: None,
             status: ConsumerStatus::Starting,
             status_note: None,
             received: 0,
@@ -193,6 +199,8 @@ pub struct Batch {
     pub start: Option<theory::State>,
     /// Dispatch switches asked for while it ran, in order.
     pub switches: Vec<theory::Switch>,
+    /// Consumers killed while it ran (indices into `consumers`), in order.
+    pub kills: Vec<theory::Kill>,
     /// One line on a split a switch made surprising (a consumer that re-subscribed first took
     /// the ready tasks at once).
     pub note: Option<String>,
@@ -242,7 +250,14 @@ impl Batch {
                 &idle
             }
         };
-        theory::predict_from(state, &weights, &self.switches)
+        theory::predict_with(state, &weights, &self.switches, &self.kills)
+    }
+
+    /// Consumer `id` was killed at `now`: the model follows it if it was one of this batch's.
+    pub(super) fn killed(&mut self, id: ConsumerId, now: Instant) -> bool {
+        let Some(consumer) = self.consumers.iter().position(|(c, _)| *c == id) else { return false };
+        self.kills.push(theory::Kill { at: now.saturating_duration_since(self.started), consumer });
+        true
     }
 
     /// A switch to `dispatch` was asked for at `now`: follow it, and explain a grab it causes.
@@ -303,6 +318,10 @@ pub struct AppOptions {
     pub rate: u32,
     /// Keep every consumer's full processing order (headless JSON needs it).
     pub keep_history: bool,
+    /// Per consumer, its `x-priority` (missing ones: 0).
+    pub priorities: Vec<i32>,
+    /// The queue is declared with `x-single-active-consumer`.
+    pub single_active: bool,
 }
 
 /// A scenario being played, as the screen shows it.

@@ -14,6 +14,8 @@ pub(crate) fn options(delays_ms: &[u64], mode: Mode) -> AppOptions {
         burst: 10,
         rate: 5,
         keep_history: true,
+        priorities: Vec::new(),
+        single_active: false,
     }
 }
 

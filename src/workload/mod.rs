@@ -3,6 +3,7 @@
 
 pub mod connect;
 mod consumer;
+mod dispatch_args;
 pub mod frame_size;
 pub mod probe;
 mod producer;
@@ -28,6 +29,10 @@ pub struct WorkloadConfig {
     pub durable: bool,
     pub delays: Vec<Duration>,
     pub dispatch: Dispatch,
+    /// Per consumer, its x-priority.
+    pub priorities: Vec<i32>,
+    /// Declare the queue with x-single-active-consumer.
+    pub single_active: bool,
 }
 
 /// Read-only facts every actor shares.
@@ -36,6 +41,7 @@ pub struct Shared {
     pub uri: AMQPUri,
     pub queue: String,
     pub durable: bool,
+    pub single_active: bool,
     /// Identifies this run's tasks on the wire, so leftovers of another run are recognised.
     pub run: u64,
     tags: Arc<AtomicU64>,
@@ -176,6 +182,7 @@ impl Engine {
             uri: cfg.uri.clone(),
             queue: cfg.queue.clone(),
             durable: cfg.durable,
+            single_active: cfg.single_active,
             run,
             tags: Arc::default(),
         };
@@ -201,6 +208,7 @@ impl Engine {
             producer: ptx,
             producer_task,
             consumers: Vec::new(),
+            priorities: cfg.priorities,
         };
         let task = tokio::spawn(supervisor.run(cfg.delays, rx));
         Ok((Engine { commands: tx, quit, task }, info, StartNotes { purged }))
@@ -260,6 +268,8 @@ struct Supervisor {
     producer: mpsc::UnboundedSender<ProducerCmd>,
     producer_task: JoinHandle<()>,
     consumers: Vec<Option<ConsumerHandle>>,
+    /// Per consumer, its x-priority (kept for a restart).
+    priorities: Vec<i32>,
 }
 
 impl Supervisor {
@@ -291,7 +301,13 @@ impl Supervisor {
                     self.sink.flush().await;
                 }
                 Command::SetDelay { consumer, delay } => self.tell(consumer, ConsumerCmd::SetDelay(delay)),
-                Command::AddConsumer { consumer, delay } => self.add_consumer(consumer, delay).await,
+                Command::AddConsumer { consumer, delay, priority } => {
+                    if self.priorities.len() <= consumer {
+                        self.priorities.resize(consumer + 1, 0);
+                    }
+                    self.priorities[consumer] = priority;
+                    self.add_consumer(consumer, delay).await;
+                }
                 Command::RemoveConsumer { consumer } => self.tell(consumer, ConsumerCmd::Remove),
                 Command::KillConsumer { consumer } => self.tell(consumer, ConsumerCmd::Kill),
                 Command::RestartConsumer { consumer, delay } => {
@@ -327,6 +343,7 @@ impl Supervisor {
         let actor = ConsumerActor {
             id,
             delay,
+            priority: self.priorities.get(id).copied().unwrap_or(0),
             dispatch: self.dispatch,
             paused: self.paused,
             shared: self.shared.clone(),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
@@ -72,9 +71,12 @@ pub async fn open_channel(conn: &Connection, shared: &Shared) -> Result<Channel,
 pub async fn declare(channel: &Channel, shared: &Shared, passive: bool) -> Result<lapin::Queue, String> {
     let opts = QueueDeclareOptions { durable: shared.durable, passive, ..Default::default() };
     channel
-        .queue_declare(shared.queue.as_str().into(), opts, FieldTable::default())
+        .queue_declare(shared.queue.as_str().into(), opts, super::dispatch_args::queue_arguments(shared))
         .await
-        .map_err(|e| connect::describe_declare_error(&e, &shared.queue, shared.durable))
+        .map_err(|e| {
+            super::dispatch_args::single_active_mismatch(&e, shared)
+                .unwrap_or_else(|| connect::describe_declare_error(&e, &shared.queue, shared.durable))
+        })
 }
 
 pub struct ProducerActor {

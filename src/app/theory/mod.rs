@@ -30,12 +30,24 @@
 //! what a consumer holds (it finishes and acks it), but a new registration starts with an empty
 //! prefetch window: RabbitMQ and the embedded broker count unacked deliveries per consumer tag.
 //! Completions due at the switch instant are handled before it.
+//!
+//! A consumer killed during the batch ([`Kill`]) is followed the same way, at the instant the app
+//! asked: its channel closes, so the broker requeues what it held unacked at the head of the
+//! queue (their original place: nothing published later was delivered before them) and forgets
+//! its auto-ack tasks, which are lost. Then the queue goes to the others (or, on a
+//! single-active queue, to the consumer that takes over).
+//!
+//! Consumer priorities and single active consumer change who is eligible, not how a delivery
+//! works (`priority.rs`): with priorities the ring is served highest priority first, and a
+//! single-active queue delivers only to its active consumer.
 
 use std::time::Duration;
 
 use super::{Dispatch, Mode, TaskId};
 
+mod priority;
 mod sim;
+pub use priority::SingleActive;
 use sim::Sim;
 
 /// One batch: every task published at t=0 into an empty queue, consumers registered C1..Cn in order.
@@ -83,6 +95,10 @@ pub struct State {
     pub queued: Vec<f64>,
     /// What the current registrations run with.
     pub dispatch: Dispatch,
+    /// Per consumer, its `x-priority` (missing entries are 0, RabbitMQ's default).
+    pub priorities: Vec<i32>,
+    /// The queue has `x-single-active-consumer`: who is active and who stands by.
+    pub single_active: Option<SingleActive>,
 }
 
 impl State {
@@ -90,7 +106,14 @@ impl State {
     pub fn idle(delays: &[Duration], dispatch: Dispatch) -> Self {
         let consumers =
             delays.iter().map(|&delay| ConsumerState { delay, held: Vec::new(), registered: true }).collect();
-        Self { consumers, ring: (0..delays.len()).collect(), queued: Vec::new(), dispatch }
+        Self {
+            consumers,
+            ring: (0..delays.len()).collect(),
+            queued: Vec::new(),
+            dispatch,
+            priorities: Vec::new(),
+            single_active: None,
+        }
     }
 }
 
@@ -99,6 +122,13 @@ impl State {
 pub struct Switch {
     pub at: Duration,
     pub dispatch: Dispatch,
+}
+
+/// A consumer (index into the state's consumers) killed `at` after the batch started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kill {
+    pub at: Duration,
+    pub consumer: usize,
 }
 
 /// Why a switch gave a split nobody would guess: a consumer re-subscribed before the others and
@@ -150,15 +180,27 @@ pub fn predict(w: &Workload) -> Prediction {
 /// Simulate a batch of tasks weighing `weights`, published at t=0 onto `state`, with `switches`
 /// (in time order) made while it runs. Ring entries that name no consumer are ignored.
 pub fn predict_from(state: &State, weights: &[f64], switches: &[Switch]) -> Prediction {
+    predict_with(state, weights, switches, &[])
+}
+
+/// [`predict_from`], also following consumers killed during the batch (`kills` in time order).
+pub fn predict_with(state: &State, weights: &[f64], switches: &[Switch], kills: &[Kill]) -> Prediction {
     let mut sim = Sim::new(state, weights);
     sim.dispatch(Duration::ZERO);
     let mut switches = switches.iter().peekable();
+    let mut kills = kills.iter().peekable();
     // Once the batch is done, nothing later changes its prediction.
     while !sim.batch_done() {
         let next_end = sim.next_end();
-        // Completions at the switch instant go first (see the module docs).
-        if let Some(s) = switches.next_if(|s| next_end.is_none_or(|e| s.at < e)) {
+        // Completions at the instant of a switch or a kill go first (see the module docs).
+        let before_end = |at: Duration| next_end.is_none_or(|e| at < e);
+        let kill_at = kills.peek().map(|k| k.at);
+        if let Some(s) = switches.next_if(|s| before_end(s.at) && kill_at.is_none_or(|k| s.at <= k)) {
             sim.switch(s.at, s.dispatch);
+            continue;
+        }
+        if let Some(k) = kills.next_if(|k| before_end(k.at)) {
+            sim.kill(k.at, k.consumer);
             continue;
         }
         let Some(now) = next_end else { break };
