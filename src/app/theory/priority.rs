@@ -88,3 +88,7 @@ pub(super) fn head(ring: &VecDeque<usize>, priorities: &[i32]) -> Option<usize> 
     let best = ring.iter().map(|&c| priority_of(priorities, c)).max()?;
     ring.iter().position(|&c| priority_of(priorities, c) == best)
 }
+
+#[cfg(test)]
+#[path = "priority_tests.rs"]
+mod tests;
