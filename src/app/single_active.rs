@@ -73,12 +73,8 @@ impl App {
         let Some(sac) = &mut self.single_active else { return };
         if let Some(next) = sac.leave(c, &priorities) {
             let (c, next) = (c + 1, next + 1);
-            self.note(
-                format!(
-                    "C{c} {why}: C{next} is the active consumer now, and gets what C{c} left unacked first"
-                ),
-                now,
-            );
+            // Its unacked tasks are requeued first, so the newcomer gets them first: the lanes show it.
+            self.note(format!("C{c} {why}: C{next} takes over as the active consumer"), now);
         }
         self.refresh_roles();
     }

@@ -58,10 +58,7 @@ fn a_killed_active_consumer_hands_over_to_the_next_with_a_notice() {
     a.kill_consumer(0, t0);
     ev(&mut a, t0, Event::ConsumerGone { consumer: 0, killed: true });
     assert_eq!(roles(&a), vec![None, ACTIVE, NEXT]);
-    assert_eq!(
-        notice(&a),
-        "C1 was killed: C2 is the active consumer now, and gets what C1 left unacked first"
-    );
+    assert_eq!(notice(&a), "C1 was killed: C2 takes over as the active consumer");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::app::{
 };
 
 mod flow;
+mod roles;
 mod terminal;
 mod timeline;
 
