@@ -85,6 +85,9 @@ pub fn priority_of(priorities: &[i32], c: usize) -> i32 {
 /// The position in the ring of the consumer offered the next message: the first of the
 /// highest priority (the head itself when all are equal).
 pub(super) fn head(ring: &VecDeque<usize>, priorities: &[i32]) -> Option<usize> {
+    if priorities.is_empty() {
+        return (!ring.is_empty()).then_some(0);
+    }
     let best = ring.iter().map(|&c| priority_of(priorities, c)).max()?;
     ring.iter().position(|&c| priority_of(priorities, c) == best)
 }

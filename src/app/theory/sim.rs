@@ -70,7 +70,12 @@ impl Sim {
             finish: vec![Duration::ZERO; n],
             left: weights.len(),
             grab: None,
-            priorities: state.priorities.clone(),
+            // All equal (the usual case): the ring's head is served, with no scan.
+            priorities: if state.priorities.iter().all(|&p| p == 0) {
+                Vec::new()
+            } else {
+                state.priorities.clone()
+            },
             single_active: state.single_active.clone(),
         };
         for (c, cs) in state.consumers.iter().enumerate() {
