@@ -21,6 +21,8 @@ fn busy_app(now: Instant) -> App {
         burst: 10,
         rate: 5,
         keep_history: false,
+        priorities: Vec::new(),
+        single_active: false,
     };
     let mut app = App::new(opts, now);
     let info = BrokerInfo {

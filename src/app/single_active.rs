@@ -53,13 +53,10 @@ impl App {
             Event::ConsumerGone { consumer, killed } => {
                 self.single_active_left(consumer, if killed { "was killed" } else { "was removed" }, now);
             }
-            Event::Delivered { consumer, id, .. } => {
-                if self.single_active.as_mut().is_some_and(|sac| sac.delivered_to(consumer)) {
-                    self.note(
-                        format!("C{} received #{id}: it is the active consumer now", consumer + 1),
-                        now,
-                    );
-                }
+            Event::Delivered { consumer, id, .. }
+                if self.single_active.as_mut().is_some_and(|sac| sac.delivered_to(consumer)) =>
+            {
+                self.note(format!("C{} received #{id}: it is the active consumer now", consumer + 1), now);
             }
             _ => {}
         }
