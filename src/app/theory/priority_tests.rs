@@ -94,3 +94,13 @@ fn a_kill_requeues_manual_ack_tasks_and_loses_auto_ack_ones() {
     let p = predict_with(&s, &[1.0; 4], &[], &[Kill { at: Duration::from_millis(1500), consumer: 1 }]);
     assert_eq!(p.tasks, vec![vec![1, 3], vec![]]);
 }
+
+#[test]
+fn a_single_active_state_naming_no_consumer_predicts_nothing_rather_than_panic() {
+    let s = State {
+        single_active: Some(SingleActive { active: Some(7), standby: vec![9] }),
+        ..State::idle(&ms(&[100]), RR)
+    };
+    let p = predict_with(&s, &[1.0; 2], &[], &[Kill { at: Duration::from_millis(1), consumer: 5 }]);
+    assert_eq!(p.tasks, vec![Vec::<u64>::new()]);
+}

@@ -76,7 +76,11 @@ impl Sim {
             } else {
                 state.priorities.clone()
             },
-            single_active: state.single_active.clone(),
+            // Entries that name no consumer are ignored, as in the ring.
+            single_active: state.single_active.as_ref().map(|sac| SingleActive {
+                active: sac.active.filter(|&c| c < n),
+                standby: sac.standby.iter().copied().filter(|&c| c < n).collect(),
+            }),
         };
         for (c, cs) in state.consumers.iter().enumerate() {
             for h in &cs.held {
