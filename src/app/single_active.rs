@@ -100,6 +100,11 @@ impl App {
         self.refresh_roles();
     }
 
+    /// On a single-active queue, the consumer active after the switch just made (what `m` tells).
+    pub(super) fn single_active_after_switch(&self) -> Option<ConsumerId> {
+        self.single_active.as_ref()?.active
+    }
+
     fn priority(&self, c: ConsumerId) -> i32 {
         self.consumers.get(c).map_or(0, |c| c.priority)
     }

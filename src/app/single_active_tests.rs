@@ -92,8 +92,9 @@ fn removing_the_active_consumer_hands_over_at_once() {
 #[test]
 fn a_switch_passes_activity_round_the_consumers_and_back_to_the_first() {
     let (mut a, t0) = single_active(&[1000, 1000, 1000], &[]);
-    a.set_mode(Mode::RoundRobin, t0);
+    a.update(Msg::Action(Action::ToggleMode), t0);
     assert_eq!(roles(&a), vec![ACTIVE, NEXT, STANDBY]);
+    assert_eq!(notice(&a), "each consumer re-subscribes in turn: activity passes down the line, back to C1");
 }
 
 #[test]
