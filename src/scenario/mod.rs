@@ -20,13 +20,13 @@
 //! ```
 //! Other step actions (at most one per step): `mode = "fair"`, `prefetch = 10`,
 //! `delay = { consumer = 2, to = "500ms" }`, `add = "1s"`, `remove = 2`, `kill = 1`,
-//! `pause = true` (the presenter resumes). An added consumer may have a priority:
-//! `add = "1s"` with `priority = 5` in the same step.
+//! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
+//! task published so far is processed (or lost) before its own time starts counting.
 //!
 //! Consumer priorities and single active consumer (`priority.rs` checks them):
-//! `priorities = [10, 0, 0]` gives each consumer its `x-priority` (missing ones: 0), and
-//! `single_active = true` declares the queue with `x-single-active-consumer`. `after = "settled"` makes a step wait until every
-//! task published so far is processed (or lost) before its own time starts counting.
+//! `priorities = [10, 0, 0]` gives each consumer its `x-priority` (missing ones: 0),
+//! `single_active = true` declares the queue with `x-single-active-consumer`, and an added
+//! consumer may have a priority: `add = "1s"` with `priority = 5` in the same step.
 //!
 //! A caption says a consumer's time per task as `{C2}`, never as a number: it is filled in with
 //! the time the lane shows then, so the caption stays true at any `--speed` (see `captions.rs`).
