@@ -84,9 +84,14 @@ fn a_delivery_to_a_consumer_standing_by_means_it_is_active() {
 
 #[test]
 fn removing_the_active_consumer_hands_over_at_once() {
-    let (mut a, _) = single_active(&[1000, 1000, 1000], &[]);
+    let (mut a, t0) = single_active(&[1000, 1000, 1000], &[]);
     a.remove_consumer(0);
     assert_eq!(roles(&a), vec![None, ACTIVE, NEXT]);
+    // What was on its way to C1 before its cancel still arrives: C2 stays the active one.
+    publish(&mut a, t0, 1);
+    ev(&mut a, t0, Event::Delivered { consumer: 0, id: 1, manual_ack: false, redelivered: false });
+    assert_eq!(roles(&a), vec![None, ACTIVE, NEXT]);
+    assert_eq!(notice(&a), "");
 }
 
 #[test]

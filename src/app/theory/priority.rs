@@ -60,9 +60,11 @@ impl SingleActive {
         self.standby.iter().copied().find(|&c| priority_of(priorities, c) == best)
     }
 
-    /// A delivery went to `c`: it is the active one, whatever was derived before.
+    /// A delivery went to `c`, standing by: it is the active one, whatever was derived before.
+    /// True if that changed who is active. A consumer not registered (one that just cancelled,
+    /// still receiving what was on its way) changes nothing.
     pub fn delivered_to(&mut self, c: usize) -> bool {
-        if self.active == Some(c) {
+        if !self.standby.contains(&c) {
             return false;
         }
         self.standby.retain(|&s| s != c);
