@@ -22,6 +22,8 @@ fn busy_app(now: Instant) -> App {
         rate: 5,
         keep_history: false,
         policy: warren::policy::Policy::default(),
+        priorities: Vec::new(),
+        single_active: false,
     };
     let mut app = App::new(opts, now);
     let info = BrokerInfo {

@@ -9,8 +9,10 @@ use crate::app::{Dispatch, Mode};
 use crate::ui::Theme;
 
 mod policy_args;
+pub mod priorities;
 mod usage;
 pub use policy_args::PolicyArgs;
+pub use priorities::parse_priorities;
 pub use usage::one_line as usage_error;
 
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -48,6 +50,15 @@ pub struct Cli {
     /// Processing time per task, one per consumer, comma-separated; the last one repeats.
     #[arg(long, default_value = "1s,10s,15s")]
     pub delay: String,
+
+    /// Consumer priority (x-priority), one per consumer, comma-separated, e.g. 10,0,0; consumers
+    /// not listed get 0, RabbitMQ's default. The broker serves the highest priority first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<String>,
+
+    /// Declare the queue with x-single-active-consumer: one consumer receives, the others stand by.
+    #[arg(long)]
+    pub single_active: bool,
 
     /// Dispatch mode: rr (auto-ack round-robin) or fair (manual ack + prefetch).
     #[arg(long, value_enum, default_value_t = ModeArg::Rr)]
@@ -250,6 +261,10 @@ pub struct Config {
     pub durable: bool,
     pub delays: Vec<Duration>,
     pub dispatch: Dispatch,
+    /// Per consumer, its x-priority (one per consumer).
+    pub priorities: Vec<i32>,
+    /// The queue is declared with x-single-active-consumer.
+    pub single_active: bool,
     pub burst: u32,
     pub rate: u32,
     pub headless: Option<Headless>,
@@ -286,6 +301,7 @@ impl Cli {
             return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
         }
         let delays = parse_delays(&self.delay, self.consumers)?;
+        let priorities = parse_priorities(self.priority.as_deref(), self.consumers)?;
         if self.queue.is_empty() || self.queue.len() > 255 || self.queue.starts_with("amq.") {
             return Err(format!(
                 "--queue '{}' is not usable: give 1 to 255 bytes, not starting with 'amq.' (reserved)",
@@ -337,6 +353,8 @@ impl Cli {
                 },
                 prefetch: self.prefetch,
             },
+            priorities,
+            single_active: self.single_active,
             burst: self.burst,
             rate: self.rate,
             headless,

@@ -134,6 +134,8 @@ pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
         delays: cfg.delays.clone(),
         dispatch: cfg.dispatch,
         policy: cfg.policy.clone(),
+        priorities: cfg.priorities.clone(),
+        single_active: cfg.single_active,
     }
 }
 
@@ -146,6 +148,8 @@ pub fn app_options(cfg: &Config, keep_history: bool) -> AppOptions {
         rate: cfg.rate,
         keep_history,
         policy: cfg.policy.clone(),
+        priorities: cfg.priorities.clone(),
+        single_active: cfg.single_active,
     }
 }
 

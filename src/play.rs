@@ -42,6 +42,8 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
         durable: scenario.policy.queue_type == crate::policy::QueueType::Quorum,
         delays: scenario.delays.clone(),
         dispatch: Dispatch { mode: scenario.mode, prefetch: scenario.prefetch },
+        priorities: scenario.priorities.clone(),
+        single_active: scenario.single_active,
         burst: 10,
         rate: 5,
         headless,

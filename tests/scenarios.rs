@@ -93,6 +93,9 @@ fn a_kill_loses_work_under_auto_ack_and_redelivers_it_under_manual_ack() {
         serde_json::json!([{"consumer": "C1", "processed": 0}, {"consumer": "C2", "processed": 3}])
     );
     assert_eq!((b[1]["processed"].as_u64(), b[1]["lost"].as_u64()), (Some(4), Some(0)), "{v}");
+    // The theory follows both kills: the auto-ack losses and the redelivery of #8.
+    as_predicted("kill-with-work-in-hand auto-ack", &b[0]);
+    as_predicted("kill-with-work-in-hand manual ack", &b[1]);
     assert_eq!(v["timed_out"], false);
     // Across both batches: from the first publish to the last task settled.
     let whole = v["makespan_ms"].as_u64().expect("every batch finished");

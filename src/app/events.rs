@@ -8,6 +8,7 @@ use super::*;
 impl App {
     pub(super) fn on_event(&mut self, event: Event, now: Instant) {
         self.ring.observe(&event, self.dispatch);
+        self.observe_single_active(&event, now);
         match event {
             Event::Connected(info) => {
                 self.broker = Some(info);

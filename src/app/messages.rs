@@ -174,6 +174,8 @@ pub enum Command {
     AddConsumer {
         consumer: ConsumerId,
         delay: Duration,
+        /// Its `x-priority` (0 is RabbitMQ's default).
+        priority: i32,
     },
     RemoveConsumer {
         consumer: ConsumerId,

@@ -11,6 +11,7 @@ pub mod player;
 mod presenter;
 mod ring;
 pub mod settings;
+mod single_active;
 pub mod stats;
 pub mod theory;
 
@@ -23,6 +24,7 @@ pub use model::{
     Working,
 };
 pub use settings::{Dispatch, Mode};
+pub use single_active::Role;
 use stats::{Meter, Trail};
 
 /// Task sequence ids, starting at 1, assigned by the producer.
@@ -67,6 +69,8 @@ pub struct App {
     next_batch: BatchId,
     /// The broker's consumer ring as events tell it, for the theory's starting point.
     ring: ring::Ring,
+    /// The queue has `x-single-active-consumer`: who is active and who stands by, as derived.
+    single_active: Option<theory::SingleActive>,
     pub banner: Option<Banner>,
     /// Why the last key did not apply, or what it left for later (not an error; times out).
     pub notice: Option<Banner>,
@@ -96,8 +100,16 @@ pub struct App {
 
 impl App {
     pub fn new(opts: AppOptions, now: Instant) -> Self {
-        let consumers =
-            opts.delays.iter().enumerate().map(|(i, d)| Consumer::new(i, *d, opts.keep_history)).collect();
+        let consumers = opts
+            .delays
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut c = Consumer::new(i, *d, opts.keep_history);
+                c.priority = opts.priorities.get(i).copied().unwrap_or(0);
+                c
+            })
+            .collect();
         Self {
             queue: opts.queue,
             lesson: None,
@@ -128,6 +140,7 @@ impl App {
             refused: Trail::new(model::EXITS_KEPT),
             next_batch: 1,
             ring: ring::Ring::default(),
+            single_active: opts.single_active.then(theory::SingleActive::default),
             banner: None,
             notice: None,
             paused_since: None,
@@ -199,6 +212,7 @@ impl App {
             start,
             switches: Vec::new(),
             exits: theory::Exits::of(&self.policy),
+            kills: Vec::new(),
             note: None,
             unmodelled: None,
         });
@@ -209,13 +223,20 @@ impl App {
         Command::Publish { count, batch: id, weights }
     }
 
-    /// A new consumer with this delay, selected.
+    /// A new consumer with this delay (and RabbitMQ's default priority, 0), selected.
     pub fn add_consumer(&mut self, delay: Duration) -> Command {
+        self.add_consumer_with_priority(delay, 0)
+    }
+
+    /// A new consumer with this delay and `x-priority`, selected.
+    pub fn add_consumer_with_priority(&mut self, delay: Duration, priority: i32) -> Command {
         let id = self.consumers.len();
-        self.consumers.push(Consumer::new(id, delay, self.keep_history));
+        let mut c = Consumer::new(id, delay, self.keep_history);
+        c.priority = priority;
+        self.consumers.push(c);
         self.selected = id;
         self.unmodelled(format!("C{} joined", id + 1));
-        Command::AddConsumer { consumer: id, delay }
+        Command::AddConsumer { consumer: id, delay, priority }
     }
 
     /// Set one consumer's delay (scenarios; the keys step along a ladder instead).
@@ -245,16 +266,23 @@ impl App {
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.status = ConsumerStatus::Leaving;
         self.selected = consumer;
+        // Its basic.cancel goes at once: a single active consumer hands over now.
+        self.single_active_cancelled(consumer);
         self.unmodelled(format!("C{} removed", consumer + 1));
         Some(Command::RemoveConsumer { consumer })
     }
 
-    /// Kill a consumer: it crashes without acking.
-    pub fn kill_consumer(&mut self, consumer: ConsumerId) -> Option<Command> {
+    /// Kill a consumer: it crashes without acking. The theory follows the kill in the batches
+    /// it had a part in (the broker requeues or forgets what it held within milliseconds).
+    pub fn kill_consumer(&mut self, consumer: ConsumerId, now: Instant) -> Option<Command> {
         let c = self.consumers.get_mut(consumer).filter(|c| c.alive())?;
         c.status = ConsumerStatus::Crashed;
         self.selected = consumer;
-        self.unmodelled(format!("C{} killed", consumer + 1));
+        for b in self.batches.iter_mut().filter(|b| b.finished.is_none() && b.unmodelled.is_none()) {
+            if !b.killed(consumer, now) {
+                b.unmodelled = Some(format!("C{} killed", consumer + 1));
+            }
+        }
         Some(Command::KillConsumer { consumer })
     }
 
@@ -374,7 +402,7 @@ impl App {
                 return Some(self.add_consumer(delay));
             }
             RemoveConsumer => return self.remove_consumer(self.selected),
-            KillConsumer => return self.kill_consumer(self.selected),
+            KillConsumer => return self.kill_consumer(self.selected, now),
             RestartConsumer => return self.restart_consumer(self.selected),
             ToggleHelp => self.show_help = !self.show_help,
             ToggleTimeline => {
@@ -406,6 +434,7 @@ impl App {
         }
         self.switches_in_flight += 1;
         self.ring.switched(self.dispatch);
+        self.single_active_switched();
         for b in self.batches.iter_mut().filter(|b| b.finished.is_none()) {
             b.switched(self.dispatch, now);
         }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::stats::{Meter, Trail};
-use super::{BatchId, ConsumerId, Dispatch, LossReason, TaskId, theory};
+use super::{BatchId, ConsumerId, Dispatch, LossReason, Role, TaskId, theory};
 
 /// How many processed ids each consumer pane remembers for its trail.
 const TRAIL_LEN: usize = 48;
@@ -69,6 +69,10 @@ pub struct RunSpan {
 pub struct Consumer {
     pub id: ConsumerId,
     pub delay: Duration,
+    /// Its `x-priority` (0, RabbitMQ's default, unless given).
+    pub priority: i32,
+    /// Active or standing by, on a single-active-consumer queue.
+    pub role: Option<Role>,
     pub status: ConsumerStatus,
     pub status_note: Option<String>,
     pub received: u64,
@@ -96,6 +100,8 @@ impl Consumer {
         Self {
             id,
             delay,
+            priority: 0,
+            role: None,
             status: ConsumerStatus::Starting,
             status_note: None,
             received: 0,
@@ -202,6 +208,8 @@ pub struct Batch {
     pub switches: Vec<theory::Switch>,
     /// What the queue's policy lets take its tasks out (poison, cap, TTL), for the model.
     pub exits: theory::Exits,
+    /// Consumers killed while it ran (indices into `consumers`), in order.
+    pub kills: Vec<theory::Kill>,
     /// One line on a split a switch made surprising (a consumer that re-subscribed first took
     /// the ready tasks at once).
     pub note: Option<String>,
@@ -265,7 +273,14 @@ impl Batch {
             }
         };
         let exits = theory::Exits { first: self.ids.map_or(1, |(first, _)| first), ..self.exits.clone() };
-        theory::predict_exits(state, &weights, &self.switches, &exits)
+        theory::predict_batch(state, &weights, &self.switches, &self.kills, &exits)
+    }
+
+    /// Consumer `id` was killed at `now`: the model follows it if it was one of this batch's.
+    pub(super) fn killed(&mut self, id: ConsumerId, now: Instant) -> bool {
+        let Some(consumer) = self.consumers.iter().position(|(c, _)| *c == id) else { return false };
+        self.kills.push(theory::Kill { at: now.saturating_duration_since(self.started), consumer });
+        true
     }
 
     /// A switch to `dispatch` was asked for at `now`: follow it, and explain a grab it causes.
@@ -328,6 +343,10 @@ pub struct AppOptions {
     pub keep_history: bool,
     /// Queue type, limits and poison tasks.
     pub policy: crate::policy::Policy,
+    /// Per consumer, its `x-priority` (missing ones: 0).
+    pub priorities: Vec<i32>,
+    /// The queue is declared with `x-single-active-consumer`.
+    pub single_active: bool,
 }
 
 /// A scenario being played, as the screen shows it.

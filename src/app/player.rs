@@ -173,9 +173,9 @@ fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
         Action::Mode(mode) => (app.dispatch.mode != *mode).then(|| app.set_mode(*mode, now)),
         Action::Prefetch(p) => app.set_prefetch(*p, now),
         Action::Delay { consumer, to } => app.set_delay(*consumer, *to),
-        Action::Add(delay) => Some(app.add_consumer(*delay)),
+        Action::Add(delay, priority) => Some(app.add_consumer_with_priority(*delay, *priority)),
         Action::Remove(c) => app.remove_consumer(*c),
-        Action::Kill(c) => app.kill_consumer(*c),
+        Action::Kill(c) => app.kill_consumer(*c, now),
         Action::Pause => None,
     }
 }

@@ -130,6 +130,13 @@ impl App {
             RemoveConsumer | KillConsumer if !self.consumers.iter().any(|c| c.alive()) => {
                 "no consumer is left: new tasks wait in the queue (a adds one)".into()
             }
+            ToggleMode => match self.single_active_after_switch() {
+                Some(active) => format!(
+                    "each consumer re-subscribes in turn: activity passes down the line, back to C{}",
+                    active + 1
+                ),
+                None => return,
+            },
             _ => return,
         };
         self.note(text, now);

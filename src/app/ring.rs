@@ -182,7 +182,17 @@ impl App {
             let published = b.ids.map_or(0, |(first, last)| last + 1 - first);
             queued.extend((published..u64::from(b.size)).map(|i| weight_at(&b.weights, i)));
         }
-        theory::State { consumers: states, ring, queued, dispatch: self.dispatch }
+        theory::State {
+            consumers: states,
+            ring,
+            queued,
+            dispatch: self.dispatch,
+            priorities: consumers
+                .iter()
+                .map(|(id, _)| self.consumers.get(*id).map_or(0, |c| c.priority))
+                .collect(),
+            single_active: self.single_active_state(consumers),
+        }
     }
 
     /// A task's weight, from the batch it belongs to (1.0 if that batch is no longer kept).

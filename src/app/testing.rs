@@ -15,6 +15,8 @@ pub(crate) fn options(delays_ms: &[u64], mode: Mode) -> AppOptions {
         rate: 5,
         keep_history: true,
         policy: crate::policy::Policy::default(),
+        priorities: Vec::new(),
+        single_active: false,
     }
 }
 

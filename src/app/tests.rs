@@ -103,7 +103,7 @@ fn add_and_remove_consumers() {
     let (mut a, now) = app(&[500], Mode::Fair);
     assert_eq!(
         act(&mut a, now, Action::AddConsumer),
-        Some(Command::AddConsumer { consumer: 1, delay: Duration::from_millis(500) })
+        Some(Command::AddConsumer { consumer: 1, delay: Duration::from_millis(500), priority: 0 })
     );
     assert_eq!(a.selected, 1);
     assert_eq!(a.consumers[1].name(), "C2");

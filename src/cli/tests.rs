@@ -138,3 +138,17 @@ fn headless_flags_are_checked() {
     let h = c.headless.unwrap();
     assert_eq!((h.publish, h.json, h.timeout), (9, true, Duration::from_secs(30)));
 }
+
+#[test]
+fn priorities_and_single_active_reach_the_config() {
+    let c = cli(&["--priority", "10,0", "--single-active"]).unwrap();
+    assert_eq!((c.priorities, c.single_active), (vec![10, 0, 0], true));
+    let c = cli(&[]).unwrap();
+    assert_eq!((c.priorities, c.single_active), (vec![0, 0, 0], false));
+    assert_eq!(cli(&["--priority", "-5"]).unwrap().priorities, [-5, 0, 0], "a negative priority is a value");
+    assert_eq!(
+        cli(&["--priority", "1,2,3,4"]).unwrap_err(),
+        "--priority lists 4 values but there are only 3 consumers: give at most one per consumer, \
+         or raise --consumers"
+    );
+}

@@ -31,7 +31,7 @@ pub fn expand(steps: &mut [Step], initial: &[Duration]) {
     let mut delays = initial.to_vec();
     for step in steps {
         match &step.action {
-            Some(Action::Add(d)) => delays.push(*d),
+            Some(Action::Add(d, _)) => delays.push(*d),
             Some(Action::Delay { consumer, to }) => {
                 if let Some(d) = delays.get_mut(*consumer) {
                     *d = *to;

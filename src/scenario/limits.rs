@@ -57,7 +57,7 @@ impl Stranding {
         }
         match &step.action {
             Some(Action::Publish { .. }) => self.pending = true,
-            Some(Action::Add(_)) => self.emptied = None,
+            Some(Action::Add(..)) => self.emptied = None,
             Some(Action::Remove(_)) if !anyone && self.pending => self.emptied = Some((n, line, "removes")),
             Some(Action::Kill(_)) if !anyone && self.pending => self.emptied = Some((n, line, "kills")),
             _ => {}

@@ -23,6 +23,11 @@
 //! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
 //! task published so far is processed (or lost) before its own time starts counting.
 //!
+//! Consumer priorities and single active consumer (`priority.rs` checks them):
+//! `priorities = [10, 0, 0]` gives each consumer its `x-priority` (missing ones: 0),
+//! `single_active = true` declares the queue with `x-single-active-consumer`, and an added
+//! consumer may have a priority: `add = "1s"` with `priority = 5` in the same step.
+//!
 //! A caption says a consumer's time per task as `{C2}`, never as a number: it is filled in with
 //! the time the lane shows then, so the caption stays true at any `--speed` (see `captions.rs`).
 //! `expect_losses = true` says the lesson loses tasks on purpose (`play --headless` exits 0).
@@ -45,6 +50,7 @@ use crate::app::Mode;
 mod captions;
 mod limits;
 mod policy;
+mod priority;
 use crate::units;
 use limits::{Stranding, read_bounded};
 
@@ -56,6 +62,10 @@ pub struct Scenario {
     pub mode: Mode,
     pub prefetch: u16,
     pub delays: Vec<Duration>,
+    /// Per consumer, its `x-priority` (as many as `delays`).
+    pub priorities: Vec<i32>,
+    /// The queue is declared with `x-single-active-consumer`.
+    pub single_active: bool,
     pub queue: Option<String>,
     /// Losing tasks is what the lesson shows: `play --headless` does not fail on it.
     pub expect_losses: bool,
@@ -88,7 +98,8 @@ pub enum Action {
         consumer: usize,
         to: Duration,
     },
-    Add(Duration),
+    /// A new consumer with this delay and `x-priority`.
+    Add(Duration, i32),
     Remove(usize),
     Kill(usize),
     Pause,
@@ -107,7 +118,8 @@ impl Action {
             Action::Delay { consumer, to } => {
                 format!("C{} now takes {}", consumer + 1, units::duration(*to))
             }
-            Action::Add(d) => format!("add a consumer taking {}", units::duration(*d)),
+            Action::Add(d, 0) => format!("add a consumer taking {}", units::duration(*d)),
+            Action::Add(d, p) => format!("add a consumer taking {} with priority {p}", units::duration(*d)),
             Action::Remove(c) => format!("remove C{}", c + 1),
             Action::Kill(c) => format!("kill C{}", c + 1),
             Action::Pause => "pause for the presenter".into(),
@@ -126,6 +138,9 @@ struct RawScenario {
     #[serde(default = "default_prefetch")]
     prefetch: u16,
     consumers: Spanned<Vec<String>>,
+    priorities: Option<Spanned<Vec<i32>>>,
+    #[serde(default)]
+    single_active: bool,
     queue: Option<String>,
     #[serde(default)]
     expect_losses: bool,
@@ -159,6 +174,7 @@ struct RawStep {
     prefetch: Option<u16>,
     delay: Option<RawDelay>,
     add: Option<String>,
+    priority: Option<i32>,
     remove: Option<usize>,
     kill: Option<usize>,
     pause: Option<bool>,
@@ -205,6 +221,12 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
     if delays.is_empty() || delays.len() > MAX_CONSUMERS {
         return Err((consumers_line, format!("give 1 to {MAX_CONSUMERS} consumers")));
     }
+    let priorities = match &raw.priorities {
+        None => vec![0; delays.len()],
+        Some(p) => {
+            priority::per_consumer(p.get_ref(), delays.len()).map_err(|e| (line_of(p.span().start), e))?
+        }
+    };
     let mut steps = Vec::new();
     // Which consumers are alive at each step: removed and killed ones keep their number.
     let mut live = vec![true; delays.len()];
@@ -254,6 +276,8 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
         mode,
         prefetch: raw.prefetch,
         delays,
+        priorities,
+        single_active: raw.single_active,
         queue: raw.queue,
         expect_losses: raw.expect_losses,
         steps,
@@ -323,8 +347,11 @@ fn check_step(s: &RawStep, n: usize, live: &mut Vec<bool>, last_at: &mut Duratio
         if live.len() >= MAX_CONSUMERS {
             return Err(format!("step {n}: at most {MAX_CONSUMERS} consumers"));
         }
-        actions.push(Action::Add(duration(a).map_err(|e| format!("step {n}: add {e}"))?));
+        let priority = priority::of_added(s.priority).map_err(|e| format!("step {n}: {e}"))?;
+        actions.push(Action::Add(duration(a).map_err(|e| format!("step {n}: add {e}"))?, priority));
         live.push(true);
+    } else if s.priority.is_some() {
+        return Err(format!("step {n}: priority without add (it is the added consumer's x-priority)"));
     }
     // Removed and killed consumers keep their number: later steps may not target them, but
     // the numbering of the others does not shift (as on screen).
@@ -394,7 +421,7 @@ impl Scenario {
             s.at = scale(s.at);
             match &mut s.action {
                 Some(Action::Delay { to, .. }) => *to = scale(*to),
-                Some(Action::Add(d)) => *d = scale(*d),
+                Some(Action::Add(d, _)) => *d = scale(*d),
                 _ => {}
             }
         }

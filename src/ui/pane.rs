@@ -45,7 +45,15 @@ const GUTTER: u16 = 6;
 
 /// `C1 · 1s`; thick and cyan when selected, red when crashed.
 fn block(c: &Consumer, selected: bool) -> Block<'static> {
-    let title = format!(" {} · {} ", c.name(), format::duration(c.delay));
+    let mut title = format!(" {} · {}", c.name(), format::duration(c.delay));
+    // Zoomed in, the lane's priority and role stay in view.
+    if c.priority != 0 {
+        title.push_str(&format!(" · prio {}", c.priority));
+    }
+    if let Some(role) = c.role {
+        title.push_str(&format!(" · {}", role.label()));
+    }
+    title.push(' ');
     let block = Block::bordered().title(Line::styled(title, theme::VALUE)).padding(Padding::horizontal(1));
     if selected {
         block.border_type(BorderType::Thick).border_style(theme::SELECTED)

@@ -13,11 +13,12 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     BasicRejectOptions,
 };
-use lapin::types::{DeliveryTag, FieldTable};
+use lapin::types::DeliveryTag;
 use lapin::{Channel, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
+use super::dispatch_args::consume_arguments;
 use super::{Backoff, EventSink, Shared, connect, parse_task};
 use crate::app::{ConsumerId, Dispatch, Event, LossReason, TaskId};
 
@@ -61,6 +62,8 @@ struct Link {
 pub struct ConsumerActor {
     pub id: ConsumerId,
     pub delay: Duration,
+    /// Its x-priority on every basic.consume.
+    pub priority: i32,
     pub dispatch: Dispatch,
     /// Start frozen (the demo is paused).
     pub paused: bool,
@@ -166,7 +169,7 @@ impl ConsumerActor {
                         if let Some(l) = &mut link
                             && !leaving
                         {
-                            match consume(&l.channel, self.id, &self.shared, d).await {
+                            match consume(&l.channel, self.id, self.priority, &self.shared, d).await {
                                 Ok((deliveries, tag)) => {
                                     l.deliveries = deliveries;
                                     l.tag = tag;
@@ -244,7 +247,8 @@ impl ConsumerActor {
         // Like the tutorial's worker: declare the queue too, so that after a broker restart
         // the consumer does not depend on the producer having re-declared it first.
         super::producer::declare(&channel, &self.shared, false).await?;
-        let (deliveries, tag) = consume(&channel, self.id, &self.shared, self.dispatch).await?;
+        let (deliveries, tag) =
+            consume(&channel, self.id, self.priority, &self.shared, self.dispatch).await?;
         Ok(Link { conn, channel, deliveries, tag, no_ack: !self.dispatch.manual_ack() })
     }
 
@@ -417,6 +421,7 @@ impl ConsumerActor {
 async fn consume(
     channel: &Channel,
     id: ConsumerId,
+    priority: i32,
     shared: &Shared,
     d: Dispatch,
 ) -> Result<(lapin::Consumer, String), String> {
@@ -430,7 +435,7 @@ async fn consume(
     let tag = format!("warren-c{}-{}", id + 1, shared.next_tag());
     let opts = BasicConsumeOptions { no_ack: !d.manual_ack(), ..Default::default() };
     let deliveries = channel
-        .basic_consume(shared.queue.as_str().into(), tag.as_str().into(), opts, FieldTable::default())
+        .basic_consume(shared.queue.as_str().into(), tag.as_str().into(), opts, consume_arguments(priority))
         .await
         .map_err(|e| format!("basic.consume failed: {}", connect::reply_text(&e)))?;
     Ok((deliveries, tag))

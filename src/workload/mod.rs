@@ -4,6 +4,7 @@
 pub mod connect;
 mod consumer;
 mod dead_letters;
+mod dispatch_args;
 pub mod frame_size;
 pub mod probe;
 mod producer;
@@ -31,6 +32,10 @@ pub struct WorkloadConfig {
     pub delays: Vec<Duration>,
     pub dispatch: Dispatch,
     pub policy: crate::policy::Policy,
+    /// Per consumer, its x-priority.
+    pub priorities: Vec<i32>,
+    /// Declare the queue with x-single-active-consumer.
+    pub single_active: bool,
 }
 
 /// Read-only facts every actor shares.
@@ -39,6 +44,7 @@ pub struct Shared {
     pub uri: AMQPUri,
     pub queue: String,
     pub durable: bool,
+    pub single_active: bool,
     /// Identifies this run's tasks on the wire, so leftovers of another run are recognised.
     pub run: u64,
     /// Queue arguments and the tasks consumers fail on.
@@ -181,6 +187,7 @@ impl Engine {
             uri: cfg.uri.clone(),
             queue: cfg.queue.clone(),
             durable: cfg.durable,
+            single_active: cfg.single_active,
             run,
             policy: Arc::new(cfg.policy.clone()),
             tags: Arc::default(),
@@ -214,6 +221,7 @@ impl Engine {
             producer_task,
             watcher,
             consumers: Vec::new(),
+            priorities: cfg.priorities,
         };
         let task = tokio::spawn(supervisor.run(cfg.delays, rx));
         Ok((Engine { commands: tx, quit, task }, info, StartNotes { purged }))
@@ -282,6 +290,8 @@ struct Supervisor {
     /// The dead-letter watcher, when the policy can remove tasks.
     watcher: Option<JoinHandle<()>>,
     consumers: Vec<Option<ConsumerHandle>>,
+    /// Per consumer, its x-priority (kept for a restart).
+    priorities: Vec<i32>,
 }
 
 impl Supervisor {
@@ -313,7 +323,13 @@ impl Supervisor {
                     self.sink.flush().await;
                 }
                 Command::SetDelay { consumer, delay } => self.tell(consumer, ConsumerCmd::SetDelay(delay)),
-                Command::AddConsumer { consumer, delay } => self.add_consumer(consumer, delay).await,
+                Command::AddConsumer { consumer, delay, priority } => {
+                    if self.priorities.len() <= consumer {
+                        self.priorities.resize(consumer + 1, 0);
+                    }
+                    self.priorities[consumer] = priority;
+                    self.add_consumer(consumer, delay).await;
+                }
                 Command::RemoveConsumer { consumer } => self.tell(consumer, ConsumerCmd::Remove),
                 Command::KillConsumer { consumer } => self.tell(consumer, ConsumerCmd::Kill),
                 Command::RestartConsumer { consumer, delay } => {
@@ -349,6 +365,7 @@ impl Supervisor {
         let actor = ConsumerActor {
             id,
             delay,
+            priority: self.priorities.get(id).copied().unwrap_or(0),
             dispatch: self.dispatch,
             paused: self.paused,
             shared: self.shared.clone(),

@@ -76,7 +76,10 @@ pub async fn declare(channel: &Channel, shared: &Shared, passive: bool) -> Resul
     channel
         .queue_declare(shared.queue.as_str().into(), opts, super::queue_args::arguments(shared))
         .await
-        .map_err(|e| connect::describe_declare_error(&e, &shared.queue, shared.durable))
+        .map_err(|e| {
+            super::dispatch_args::single_active_mismatch(&e, shared)
+                .unwrap_or_else(|| connect::describe_declare_error(&e, &shared.queue, shared.durable))
+        })
 }
 
 pub struct ProducerActor {

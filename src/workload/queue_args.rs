@@ -33,6 +33,9 @@ pub fn arguments(shared: &Shared) -> FieldTable {
     if p.dead_letters() {
         put("x-dead-letter-exchange", text(&Policy::dead_exchange(&shared.queue)));
     }
+    if shared.single_active {
+        put("x-single-active-consumer", AMQPValue::Boolean(true));
+    }
     t
 }
 

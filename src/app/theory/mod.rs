@@ -30,14 +30,26 @@
 //! what a consumer holds (it finishes and acks it), but a new registration starts with an empty
 //! prefetch window: RabbitMQ and the embedded broker count unacked deliveries per consumer tag.
 //! Completions due at the switch instant are handled before it.
+//!
+//! A consumer killed during the batch ([`Kill`]) is followed the same way, at the instant the app
+//! asked: its channel closes, so the broker requeues what it held unacked at the head of the
+//! queue (their original place: nothing published later was delivered before them) and forgets
+//! its auto-ack tasks, which are lost. Then the queue goes to the others (or, on a
+//! single-active queue, to the consumer that takes over).
+//!
+//! Consumer priorities and single active consumer change who is eligible, not how a delivery
+//! works (`priority.rs`): with priorities the ring is served highest priority first, and a
+//! single-active queue delivers only to its active consumer.
 
 use std::time::Duration;
 
 use super::{Dispatch, Mode, TaskId};
 
 mod exits;
+mod priority;
 mod sim;
 pub use exits::Exits;
+pub use priority::SingleActive;
 use sim::Sim;
 
 /// One batch: every task published at t=0 into an empty queue, consumers registered C1..Cn in order.
@@ -85,6 +97,10 @@ pub struct State {
     pub queued: Vec<f64>,
     /// What the current registrations run with.
     pub dispatch: Dispatch,
+    /// Per consumer, its `x-priority` (missing entries are 0, RabbitMQ's default).
+    pub priorities: Vec<i32>,
+    /// The queue has `x-single-active-consumer`: who is active and who stands by.
+    pub single_active: Option<SingleActive>,
 }
 
 impl State {
@@ -92,7 +108,14 @@ impl State {
     pub fn idle(delays: &[Duration], dispatch: Dispatch) -> Self {
         let consumers =
             delays.iter().map(|&delay| ConsumerState { delay, held: Vec::new(), registered: true }).collect();
-        Self { consumers, ring: (0..delays.len()).collect(), queued: Vec::new(), dispatch }
+        Self {
+            consumers,
+            ring: (0..delays.len()).collect(),
+            queued: Vec::new(),
+            dispatch,
+            priorities: Vec::new(),
+            single_active: None,
+        }
     }
 }
 
@@ -101,6 +124,13 @@ impl State {
 pub struct Switch {
     pub at: Duration,
     pub dispatch: Dispatch,
+}
+
+/// A consumer (index into the state's consumers) killed `at` after the batch started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kill {
+    pub at: Duration,
+    pub consumer: usize,
 }
 
 /// Why a switch gave a split nobody would guess: a consumer re-subscribed before the others and
@@ -157,15 +187,33 @@ pub fn predict(w: &Workload) -> Prediction {
 /// Simulate a batch of tasks weighing `weights`, published at t=0 onto `state`, with `switches`
 /// (in time order) made while it runs. Ring entries that name no consumer are ignored.
 pub fn predict_from(state: &State, weights: &[f64], switches: &[Switch]) -> Prediction {
-    predict_exits(state, weights, switches, &Exits::default())
+    predict_batch(state, weights, switches, &[], &Exits::default())
 }
 
 /// [`predict_from`] under a queue policy that can take tasks out (see [`Exits`]).
 pub fn predict_exits(state: &State, weights: &[f64], switches: &[Switch], exits: &Exits) -> Prediction {
+    predict_batch(state, weights, switches, &[], exits)
+}
+
+/// [`predict_from`], also following consumers killed during the batch (`kills` in time order).
+pub fn predict_with(state: &State, weights: &[f64], switches: &[Switch], kills: &[Kill]) -> Prediction {
+    predict_batch(state, weights, switches, kills, &Exits::default())
+}
+
+/// [`predict_from`] with everything that can happen during a batch: mode switches and kills
+/// (each in time order), and a queue policy that can take tasks out.
+pub fn predict_batch(
+    state: &State,
+    weights: &[f64],
+    switches: &[Switch],
+    kills: &[Kill],
+    exits: &Exits,
+) -> Prediction {
     let mut sim = Sim::new(state, weights, exits);
     sim.dispatch(Duration::ZERO);
     sim.arrive(weights);
     let mut switches = switches.iter().peekable();
+    let mut kills = kills.iter().peekable();
     // Once the batch is done, nothing later changes its prediction.
     while !sim.batch_done() {
         let next_end = sim.next_end();
@@ -173,9 +221,15 @@ pub fn predict_exits(state: &State, weights: &[f64], switches: &[Switch], exits:
             sim.expire(at);
             continue;
         }
-        // Completions at the switch instant go first (see the module docs).
-        if let Some(s) = switches.next_if(|s| next_end.is_none_or(|e| s.at < e)) {
+        // Completions at the instant of a switch or a kill go first (see the module docs).
+        let before_end = |at: Duration| next_end.is_none_or(|e| at < e);
+        let kill_at = kills.peek().map(|k| k.at);
+        if let Some(s) = switches.next_if(|s| before_end(s.at) && kill_at.is_none_or(|k| s.at <= k)) {
             sim.switch(s.at, s.dispatch);
+            continue;
+        }
+        if let Some(k) = kills.next_if(|k| before_end(k.at)) {
+            sim.kill(k.at, k.consumer);
             continue;
         }
         let Some(now) = next_end else { break };

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::exits::{Exits, Tracker};
+use super::priority::{self, SingleActive};
 use super::{Dispatch, Grab, Prediction, State, TaskId, window_of};
 use crate::policy::DeathReason;
 
@@ -16,6 +17,9 @@ struct Held {
     ours: Option<usize>,
     /// Fills a slot of the consumer's current prefetch window until acked.
     in_window: bool,
+    /// Delivered for manual ack: the broker requeues it if the consumer dies holding it.
+    manual: bool,
+    /// Its weight, should it go back to the queue (time = the taker's delay x weight).
     weight: f64,
 }
 
@@ -41,6 +45,10 @@ pub(super) struct Sim {
     grab: Option<Grab>,
     /// Poison tasks, length cap, TTL (see `exits.rs`).
     pub(super) exits: Tracker,
+    /// Per consumer, its `x-priority`.
+    priorities: Vec<i32>,
+    /// A single-active-consumer queue delivers to its active consumer only.
+    single_active: Option<SingleActive>,
 }
 
 impl Sim {
@@ -69,10 +77,26 @@ impl Sim {
             left: weights.len(),
             grab: None,
             exits: Tracker::new(exits.clone(), weights.len()),
+            // All equal (the usual case): the ring's head is served, with no scan.
+            priorities: if state.priorities.iter().all(|&p| p == 0) {
+                Vec::new()
+            } else {
+                state.priorities.clone()
+            },
+            // Entries that name no consumer are ignored, as in the ring.
+            single_active: state.single_active.as_ref().map(|sac| SingleActive {
+                active: sac.active.filter(|&c| c < n),
+                standby: sac.standby.iter().copied().filter(|&c| c < n).collect(),
+            }),
         };
         for (c, cs) in state.consumers.iter().enumerate() {
             for h in &cs.held {
-                sim.held[c].push_back(Held { time: h.time, ours: None, in_window: h.in_window, weight: 1.0 });
+                // An earlier task outside the window counts as auto-ack: only its place matters.
+                let delay = state.consumers[c].delay;
+                let weight = if delay.is_zero() { 1.0 } else { h.time.as_secs_f64() / delay.as_secs_f64() };
+                let held =
+                    Held { time: h.time, ours: None, in_window: h.in_window, manual: h.in_window, weight };
+                sim.held[c].push_back(held);
                 sim.used[c] += usize::from(h.in_window);
             }
             sim.ends[c] = sim.held[c].front().map(|h| h.time);
@@ -97,22 +121,34 @@ impl Sim {
     /// Hand queued messages round the ring until the queue is empty or every consumer is blocked.
     pub(super) fn dispatch(&mut self, now: Duration) {
         while let Some(&(weight, ours)) = self.queue.front() {
-            let Some(c) = self.ring.pop_front() else { return };
-            if self.used[c] >= self.limit[c] {
-                // Full at the head: leave the ring until an ack frees a slot.
-                self.in_ring[c] = false;
-                continue;
+            let c = if let Some(sac) = &self.single_active {
+                // Only the active consumer receives; while its window is full, nobody does.
+                match sac.active {
+                    Some(c) if self.registered[c] && self.used[c] < self.limit[c] => c,
+                    _ => return,
+                }
+            } else {
+                let Some(at) = priority::head(&self.ring, &self.priorities) else { return };
+                let c = self.ring.remove(at).expect("head is in the ring");
+                if self.used[c] >= self.limit[c] {
+                    // Full at the head: leave the ring until an ack frees a slot.
+                    self.in_ring[c] = false;
+                    continue;
+                }
+                c
+            };
+            if self.single_active.is_none() {
+                self.ring.push_back(c);
             }
             self.queue.pop_front();
             let in_window = self.limit[c] != usize::MAX;
             self.used[c] += usize::from(in_window);
             let time = self.delays[c].mul_f64(weight);
-            self.held[c].push_back(Held { time, ours, in_window, weight });
+            self.held[c].push_back(Held { time, ours, in_window, manual: in_window, weight });
             self.exits.deliveries += usize::from(ours.is_some());
             if self.ends[c].is_none() {
                 self.ends[c] = Some(now + time);
             }
-            self.ring.push_back(c);
         }
     }
 
@@ -163,6 +199,13 @@ impl Sim {
         for (k, &c) in order.iter().enumerate() {
             // Cancel: out of the ring; what it holds stays, but no longer fills the new window.
             self.ring.retain(|&r| r != c);
+            if let Some(sac) = &mut self.single_active {
+                // The active one cancelling hands over (to a consumer still on its old
+                // registration), and the queue goes to the new active one at once.
+                if sac.leave(c, &self.priorities).is_some() {
+                    self.dispatch(now);
+                }
+            }
             for h in &mut self.held[c] {
                 h.in_window = false;
             }
@@ -171,6 +214,9 @@ impl Sim {
             self.limit[c] = window_of(d);
             self.in_ring[c] = true;
             self.ring.push_back(c);
+            if let Some(sac) = &mut self.single_active {
+                sac.register(c);
+            }
             let before = self.ours_held(c);
             self.dispatch(now);
             let took = self.ours_held(c) - before;
@@ -180,6 +226,29 @@ impl Sim {
                 self.grab = Some(Grab { consumer: c, took, window, first: k == 0 });
             }
         }
+    }
+
+    /// Consumer `c` dies at `now`: its manual-ack tasks go back to the head of the queue in
+    /// their order, its auto-ack ones are lost, and the queue goes to the others.
+    pub(super) fn kill(&mut self, now: Duration, c: usize) {
+        if c >= self.registered.len() {
+            return;
+        }
+        self.registered[c] = false;
+        self.in_ring[c] = false;
+        self.ring.retain(|&r| r != c);
+        self.used[c] = 0;
+        self.ends[c] = None;
+        let held: Vec<Held> = self.held[c].drain(..).collect();
+        let (requeued, lost): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.manual);
+        self.left -= lost.iter().filter(|h| h.ours.is_some()).count();
+        for h in requeued.iter().rev() {
+            self.queue.push_front((h.weight, h.ours));
+        }
+        if let Some(sac) = &mut self.single_active {
+            sac.leave(c, &self.priorities);
+        }
+        self.dispatch(now);
     }
 
     fn ours_held(&self, c: usize) -> usize {

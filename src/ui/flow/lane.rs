@@ -9,6 +9,9 @@
 //!           received 4 · acked 0 · redelivered 0
 //! ```
 //! and on one line: `▸C1 1s  ▶#7 ━━━──  backlog 1: #10        ✓ 4 · 40%`.
+//!
+//! A consumer with a priority says it after its delay (`C1 1s prio 10`); on a single-active
+//! queue the state says `active`, `standby (next)` or `standby`.
 
 use std::time::Instant;
 
@@ -18,7 +21,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::ids;
-use crate::app::{Consumer, ConsumerStatus, Held, Whereabouts};
+use crate::app::{Consumer, ConsumerStatus, Held, Role, Whereabouts};
 use crate::ui::{format, theme};
 
 /// What a lane needs besides its consumer.
@@ -136,8 +139,7 @@ impl Lane<'_> {
             _ if self.selected => ("▸", theme::SELECTED),
             _ => (" ", theme::VALUE),
         };
-        let delay = format::duration(c.delay);
-        let name = format!("{} {delay}", c.name());
+        let name = title(c);
         vec![Span::styled(mark, style), Span::styled(format!("{name:<w$}  ", w = self.name_width), style)]
     }
 
@@ -154,6 +156,17 @@ impl Lane<'_> {
             ConsumerStatus::Removed => Some(("removed", theme::MUTED)),
             ConsumerStatus::Consuming => None,
         };
+        // On a single-active queue: who receives, and who takes over.
+        let role = c.role.filter(|_| c.status == ConsumerStatus::Consuming);
+        match role {
+            Some(Role::Active) => spans.push(Span::styled("active ", theme::DONE)),
+            Some(r) if c.working.is_none() => {
+                spans.push(Span::styled(r.label(), theme::LABEL));
+                return spans;
+            }
+            Some(r) => spans.push(Span::styled(format!("{} ", r.label()), theme::LABEL)),
+            None => {}
+        }
         if let Some((text, style)) = tag {
             spans.push(Span::styled(text, style));
             if let (ConsumerStatus::Reconnecting, Some(note)) = (c.status, &c.status_note) {
@@ -305,11 +318,16 @@ fn with_right(mut left: Vec<Span<'static>>, right: Vec<Span<'static>>, width: us
     Line::from(left)
 }
 
+/// `C1 1.0s`, and `C1 1.0s prio 10` for a consumer with a priority.
+fn title(c: &Consumer) -> String {
+    let delay = format::duration(c.delay);
+    match c.priority {
+        0 => format!("{} {delay}", c.name()),
+        p => format!("{} {delay} prio {p}", c.name()),
+    }
+}
+
 /// The widest `C12 1.5s` of these consumers: the lanes' name column.
 pub fn name_width(consumers: &[&Consumer]) -> usize {
-    consumers
-        .iter()
-        .map(|c| format!("{} {}", c.name(), format::duration(c.delay)).chars().count())
-        .max()
-        .unwrap_or(2)
+    consumers.iter().map(|c| title(c).chars().count()).max().unwrap_or(2)
 }

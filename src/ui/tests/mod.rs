@@ -17,6 +17,7 @@ use crate::app::{
 
 mod exits;
 mod flow;
+mod roles;
 mod terminal;
 mod timeline;
 
