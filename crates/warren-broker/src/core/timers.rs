@@ -23,8 +23,9 @@ pub(crate) enum Timer {
     Nothing,
 }
 
-/// Past this many timers, and four times as many as queues, stale ones are swept out: timers
-/// are never cancelled, and a client could otherwise pile them up (a get or declare each).
+/// Past this many timers (or twice as many as the last sweep left), stale ones are swept out:
+/// timers are never cancelled, and a client could otherwise pile them up (a get or declare
+/// each). Doubling keeps the sweeps' cost proportional to the timers scheduled.
 pub(super) const SWEEP_LIMIT: usize = 4096;
 
 impl Core {
@@ -32,9 +33,10 @@ impl Core {
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
         let sooner = self.timers.peek().is_none_or(|Reverse((first, _))| at < *first);
-        if self.timers.len() >= SWEEP_LIMIT && self.timers.len() >= 4 * self.queues.len() {
+        if self.timers.len() >= self.sweep_at.max(SWEEP_LIMIT) {
             let all = std::mem::take(&mut self.timers).into_vec();
             self.timers = all.into_iter().filter(|Reverse((at, t))| self.timer_relevant(*at, t)).collect();
+            self.sweep_at = 2 * self.timers.len();
         }
         self.timers.push(Reverse((at, timer)));
         if sooner {
