@@ -324,8 +324,12 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
         }
         _ => (QueueDeclareOptions::default(), FieldTable::default()),
     };
-    // A quorum queue left by an interrupted run would refuse other arguments: start afresh.
-    let _ = pch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    // A quorum queue left by an interrupted run would refuse other arguments: start afresh
+    // (on a channel of its own: deleting a missing queue may close it).
+    if let Ok(scratch) = producer.create_channel().await {
+        let _ = scratch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = scratch.close(200, "clean".into()).await;
+    }
     pch.queue_declare(queue.as_str().into(), options, arguments).await.expect("declare");
     let consumed = Arc::new(AtomicU64::new(0));
     // Ok when the last task is consumed; Err when a consumer fails before that, so that a
