@@ -4,7 +4,8 @@
 //!
 //! The workload: 1 producer and 4 consumers, each on its own lapin connection, 64-byte tasks,
 //! timed from the first publish until the last task is consumed (and acked). Rows: auto-ack,
-//! prefetch 1 and prefetch 100 with one ack per task. The producer keeps up to WINDOW publishes
+//! prefetch 1 and prefetch 100 with one ack per task, and prefetch 100 on a quorum queue with a
+//! delivery limit and a dead-letter exchange ("quorum dl 100"). The producer keeps up to WINDOW publishes
 //! in flight and consumers do not wait for each ack's write before taking the next delivery:
 //! a client that awaited every write would measure lapin's hand-offs between its threads (about
 //! 20k msg/s whatever the broker), not the broker.
@@ -38,7 +39,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, PublisherConfirm};
 
 mod common;
@@ -59,6 +60,9 @@ enum Row {
     Minimal,
     /// A quorum queue with a delivery limit and a dead-letter exchange, a tenth rejected.
     QuorumDlx,
+    /// Prefetch 100 on a quorum queue with a delivery limit and a dead-letter exchange: what the
+    /// poison-message features cost when no message is poisoned.
+    QuorumLimited,
 }
 
 impl Row {
@@ -68,6 +72,7 @@ impl Row {
             Row::Prefetch(n) => format!("prefetch {n}"),
             Row::Minimal => "prefetch 1 *".into(),
             Row::QuorumDlx => "quorum + DLX".into(),
+            Row::QuorumLimited => "quorum dl 100".into(),
         }
     }
 }
@@ -168,7 +173,7 @@ fn main() {
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
     // Why a broker would not run a row, said under the table.
     let mut refusals = Vec::new();
-    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::Minimal, Row::QuorumDlx] {
+    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::QuorumLimited, Row::Minimal, Row::QuorumDlx] {
         if !wanted(row) {
             continue;
         }
@@ -354,9 +359,27 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
     let queue = format!("warren.bench.broker.{}", std::process::id());
     let producer = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
     let pch = producer.create_channel().await.expect("channel");
-    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare");
+    let (options, arguments) = match row {
+        Row::QuorumLimited => {
+            let mut args = FieldTable::default();
+            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(20));
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(format!("{queue}.dead").into()),
+            );
+            (QueueDeclareOptions { durable: true, ..Default::default() }, args)
+        }
+        _ => (QueueDeclareOptions::default(), FieldTable::default()),
+    };
+    // A quorum queue left by an interrupted run would refuse other arguments: start afresh
+    // (on a channel of its own: deleting a missing queue may close it).
+    if let Ok(scratch) = producer.create_channel().await {
+        let _ = scratch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = scratch.close(200, "clean".into()).await;
+    }
+    pch.queue_declare(queue.as_str().into(), options, arguments).await.expect("declare");
     let consumed = Arc::new(AtomicU64::new(0));
     // Ok when the last task is consumed; Err when a consumer fails before that, so that a
     // broken run stops at once and says why instead of waiting out the timeout.
@@ -366,7 +389,12 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
         let conn = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
         let ch = conn.create_channel().await.expect("channel");
         let no_ack = matches!(row, Row::AutoAck);
-        if let Row::Prefetch(p) = row {
+        let prefetch = match row {
+            Row::Prefetch(p) => Some(p),
+            Row::QuorumLimited => Some(100),
+            _ => None,
+        };
+        if let Some(p) = prefetch {
             ch.basic_qos(p, BasicQosOptions::default()).await.expect("qos");
         }
         let opts = BasicConsumeOptions { no_ack, ..Default::default() };

@@ -71,13 +71,16 @@ async fn rejected_twice(url: &str) {
         .with_message_id("id-1".into());
     assert!(c.publish_to(&entry, "k", "poison", props).await);
     reject(c.get(&src).await.expect("in src")).await;
-    let at_mid = c.get_soon(&mid).await.expect("dead-lettered to mid");
+    // Awaited as a delivery: RabbitMQ dead-letters after the reject's reply.
+    let mut mid_in = c.consume(&mid, 1).await;
+    let at_mid = mid_in.next().await;
     assert_eq!((at_mid.exchange.as_str(), at_mid.routing_key.as_str()), (dlx.as_str(), "k"));
     assert_eq!(at_mid.properties.expiration(), &None, "the expiration moves into x-death");
     let first =
         Death { original_expiration: Some("60000".into()), ..Death::first("rejected", &src, &entry, "k") };
     assert_eq!(at_mid.deaths(), vec![first]);
     reject(at_mid).await;
+    mid_in.close().await;
     let mut dead = c.consume(&dlq, 10).await;
     let d = dead.next().await;
     assert_eq!((d.body.as_str(), d.exchange.as_str(), d.routing_key.as_str()), ("poison", "", dlq.as_str()));
@@ -108,14 +111,18 @@ async fn counted_and_cycles(url: &str) {
     // Rejected back into its own queue: not a cycle (a client decided each time), counted.
     let again = c.queue("dlx-again", &[("x-dead-letter-exchange", s(""))]).await;
     assert!(c.publish(&again, "r").await);
+    // Awaited as deliveries: RabbitMQ dead-letters after the nack's reply, so a get could
+    // come too early.
+    let mut worker = c.consume(&again, 1).await;
     for count in 1..=3 {
-        let m = c.get_soon(&again).await.expect("back in its queue");
+        let m = worker.next().await;
         if count > 1 {
             let d = Death { count: count - 1, ..Death::first("rejected", &again, "", &again) };
             assert_eq!(m.deaths(), vec![d], "one record, counted");
         }
         m.delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await.expect("nack");
     }
+    worker.close().await;
     // Expired back into its own queue, or round two queues: a cycle with no rejection in it,
     // dropped.
     let own =
@@ -191,16 +198,21 @@ async fn delivery_limit(url: &str) {
     assert_eq!(d.body, "poison");
     assert_eq!(d.deaths(), vec![Death::first("delivery_limit", &src, "", &src)]);
     worker.close().await;
-    // A channel closed with the message unacked counts as a return too.
-    let once = c.quorum("poison-close", &[("x-delivery-limit", int(1))]).await;
-    assert!(c.publish(&once, "m").await);
+    // A channel closed with the message unacked counts as a return too: a consumer takes it
+    // and its channel closes, twice; the second return passes the limit (1).
+    let mut once_args = to_dlq(&dlq);
+    once_args.push(("x-delivery-limit", int(1)));
+    let once = c.quorum("poison-close", &once_args).await;
+    assert!(c.publish(&once, "crash").await);
     for _ in 0..2 {
-        let ch = c.conn.create_channel().await.expect("channel");
-        let got = ch.basic_get(once.as_str().into(), Default::default()).await.expect("get");
-        assert!(got.is_some(), "delivered");
-        ch.close(200, "crash".into()).await.expect("close");
+        let mut crashing = c.consume(&once, 1).await;
+        assert_eq!(crashing.next().await.body, "crash");
+        crashing.close().await;
     }
-    assert_eq!(c.count(&once).await, 0, "dropped after its second return");
+    let d = dead.next().await;
+    assert_eq!(d.body, "crash");
+    assert_eq!(d.deaths(), vec![Death::first("delivery_limit", &once, "", &once)]);
+    assert_eq!(c.count(&once).await, 0);
     dead.close().await;
     c.close().await;
 }

@@ -60,6 +60,8 @@ pub struct Core {
     /// Timers, soonest first (see timers.rs).
     timers: timers::Heap,
     timer_wake: Arc<tokio::sync::Notify>,
+    /// The heap's size at which stale timers are swept out next (timers.rs).
+    sweep_at: usize,
     /// Dead letters waiting to be routed, and whether a loop up the stack is routing them
     /// (see dead_letter.rs).
     dead_letters: VecDeque<(Message, Reason)>,
@@ -112,6 +114,7 @@ impl Core {
             unwritten: Arc::new(AtomicUsize::new(0)),
             timers: Default::default(),
             timer_wake: Default::default(),
+            sweep_at: 0,
             dead_letters: VecDeque::new(),
             dead_lettering: false,
             clock: None,

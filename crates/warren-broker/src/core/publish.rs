@@ -71,24 +71,42 @@ impl Core {
     }
 
     /// Put a message in an existing queue and dispatch; false if the queue refused it
-    /// (x-overflow reject-publish). Queues without TTL or limits pay one check for each.
+    /// (x-overflow reject-publish). The queue is looked up once; one without TTL or limits pays
+    /// a few checks for them.
     pub(super) fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>, expiration: Option<u64>) -> bool {
-        let q = self.queues.get(queue).expect("routed to an existing queue");
-        let limited = length_limit::limited(q);
-        if limited && self.refuses(queue, msg) {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let q = self.queues.get_mut(queue).expect("routed to an existing queue");
+        if length_limit::limited(q) {
+            return self.enqueue_limited(queue, msg, expiration, seq);
+        }
+        let now = push_ready(q, seq, msg, expiration);
+        self.held_bytes += msg.held;
+        self.dispatch_arrived(queue, now);
+        true
+    }
+
+    /// `enqueue_one` for a queue with a length limit.
+    fn enqueue_limited(
+        &mut self,
+        queue: &str,
+        msg: &Arc<Message>,
+        expiration: Option<u64>,
+        seq: u64,
+    ) -> bool {
+        if self.refuses(queue, msg) {
             return false;
         }
-        self.next_seq += 1;
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
-        let now = (q.args.message_ttl.is_some() || expiration.is_some()).then(tokio::time::Instant::now);
-        let expires = now.and_then(|now| Self::expiry_for(q, expiration, now));
-        let r =
-            Ready { seq: self.next_seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires };
+        let now = push_ready(q, seq, msg, expiration);
         self.held_bytes += msg.held;
-        q.ready.push(r);
-        if limited {
-            self.drop_head(queue);
-        }
+        self.drop_head(queue);
+        self.dispatch_arrived(queue, now);
+        true
+    }
+
+    /// Dispatch after a message arrived at `now` (`Some` if it may expire).
+    fn dispatch_arrived(&mut self, queue: &str, now: Option<tokio::time::Instant>) {
         match now {
             None => self.dispatch(queue),
             Some(now) => {
@@ -99,7 +117,6 @@ impl Core {
                 self.expire_due(queue, now);
             }
         }
-        true
     }
 
     /// basic.get: the head message, or `None` (get-empty).
@@ -149,4 +166,18 @@ pub(super) fn held_full(max: usize) -> AmqpError {
         // In bytes: a limit under 1 MiB read "at most 0 MiB".
         "the embedded broker holds at most {max} bytes of messages and is full: consume or purge first"
     ))
+}
+
+/// Add a message to `q`'s ready messages with its expiry; the instant it arrived if it may
+/// expire (only then is the clock read).
+fn push_ready(
+    q: &mut Queue,
+    seq: u64,
+    msg: &Arc<Message>,
+    expiration: Option<u64>,
+) -> Option<tokio::time::Instant> {
+    let now = (q.args.message_ttl.is_some() || expiration.is_some()).then(tokio::time::Instant::now);
+    let expires = now.and_then(|now| Core::expiry_for(q, expiration, now));
+    q.ready.push(Ready { seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires });
+    now
 }

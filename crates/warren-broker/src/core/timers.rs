@@ -40,8 +40,9 @@ pub(super) fn schedule_on(timers: &mut Heap, wake: &tokio::sync::Notify, at: Ins
     }
 }
 
-/// Past this many timers, and four times as many as queues, stale ones are swept out: timers
-/// are never cancelled, and a client could otherwise pile them up (a get or declare each).
+/// Past this many timers (or twice as many as the last sweep left), stale ones are swept out:
+/// timers are never cancelled, and a client could otherwise pile them up (a get or declare
+/// each). Doubling keeps the sweeps' cost proportional to the timers scheduled.
 pub(super) const SWEEP_LIMIT: usize = 4096;
 
 impl Core {
@@ -49,9 +50,10 @@ impl Core {
     /// Arrange for `timer` to run at `at`, waking the timer task if that is sooner than what it
     /// sleeps toward.
     pub(crate) fn schedule(&mut self, at: Instant, timer: Timer) {
-        if self.timers.len() >= SWEEP_LIMIT && self.timers.len() >= 4 * self.queues.len() {
+        if self.timers.len() >= self.sweep_at.max(SWEEP_LIMIT) {
             let all = std::mem::take(&mut self.timers).into_vec();
             self.timers = all.into_iter().filter(|Reverse((at, t))| self.timer_relevant(*at, t)).collect();
+            self.sweep_at = 2 * self.timers.len();
         }
         schedule_on(&mut self.timers, &self.timer_wake, at, timer);
     }
