@@ -173,7 +173,9 @@ fn main() {
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
     // Why a broker would not run a row, said under the table.
     let mut refusals = Vec::new();
-    for row in [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::QuorumLimited, Row::Minimal, Row::QuorumDlx] {
+    for row in
+        [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::QuorumLimited, Row::Minimal, Row::QuorumDlx]
+    {
         if !wanted(row) {
             continue;
         }

@@ -36,7 +36,7 @@ impl HeadersMatch {
                     406,
                     format!(
                         "PRECONDITION_FAILED - Invalid x-match field type {} (value {}); expected longstr",
-                        erlang_type(other),
+                        crate::queue::type_name(other),
                         erlang_value(other)
                     ),
                 ));
@@ -127,30 +127,6 @@ fn same(a: &AMQPValue, b: &AMQPValue) -> bool {
         return x == y;
     }
     a == b
-}
-
-/// The type name RabbitMQ prints for a field's value.
-fn erlang_type(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
-    }
 }
 
 /// A value as RabbitMQ's `~p` prints the simple ones; the others as their Rust form.

@@ -165,8 +165,18 @@ impl Core {
     /// Hand ready messages to consumers in ring order, skipping (blocking) those that are full.
     pub(super) fn dispatch(&mut self, queue: &str) {
         // The fields one by one: the queue is looked up once, not again for each message.
-        let Core { queues, channels, conns, held_bytes, unwritten, clock, timers, timer_wake, stale_timers, .. } =
-            self;
+        let Core {
+            queues,
+            channels,
+            conns,
+            held_bytes,
+            unwritten,
+            clock,
+            timers,
+            timer_wake,
+            stale_timers,
+            ..
+        } = self;
         let Some(q) = queues.get_mut(queue) else { return };
         let quorum = q.kind() == QueueType::Quorum;
         let (mut now, mut expired) = (*clock, Vec::new());

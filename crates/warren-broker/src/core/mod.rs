@@ -14,8 +14,8 @@ use super::{AmqpError, ConnId, ConnOut, ConsumerKey, HIGH_WATER, Limits, Message
 
 mod chan;
 mod consume;
-mod dead_letter;
 mod consumer_timeout;
+mod dead_letter;
 mod declare;
 mod expiry;
 mod length_limit;

@@ -116,7 +116,8 @@ fn wrong_queue_type(key: &str, queue: &str, kind: QueueType) -> AmqpError {
     )
 }
 
-/// RabbitMQ's name for a field's type, as its error texts print it.
+/// RabbitMQ's name for a field's type, as its error texts print it (queue arguments, consume
+/// arguments and headers-exchange bindings alike).
 pub fn type_name(v: &AMQPValue) -> &'static str {
     match v {
         AMQPValue::Boolean(_) => "bool",
@@ -130,7 +131,8 @@ pub fn type_name(v: &AMQPValue) -> &'static str {
         AMQPValue::Float(_) => "float",
         AMQPValue::Double(_) => "double",
         AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
         AMQPValue::FieldArray(_) => "array",
         AMQPValue::Timestamp(_) => "timestamp",
         AMQPValue::FieldTable(_) => "table",
@@ -182,6 +184,19 @@ fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
         (None, None) => type_name(a) == type_name(b) && shown(a) == shown(b),
         _ => false,
     }
+}
+
+/// A string argument (the dead-letter exchange and routing key), in RabbitMQ's words when not.
+fn text_arg(key: &str, queue: &str, v: &AMQPValue) -> Result<String, AmqpError> {
+    string(v).ok_or_else(|| {
+        AmqpError::channel(
+            406,
+            format!(
+                "PRECONDITION_FAILED - invalid type '{}' for arg '{key}' in queue '{queue}' in vhost '/'",
+                type_name(v)
+            ),
+        )
+    })
 }
 
 /// A non-negative integer argument (`{value_negative,N}`, `"expected integer, got T"`).
@@ -237,30 +252,8 @@ impl QueueArgs {
                         _ => return Err(invalid(key, queue, "invalid_overflow")),
                     };
                 }
-                "x-dead-letter-exchange" => {
-                    let s = string(v).ok_or_else(|| {
-                        AmqpError::channel(
-                            406,
-                            format!(
-                                "PRECONDITION_FAILED - invalid type '{}' for arg '{key}' in queue '{queue}' in vhost '/'",
-                                type_name(v)
-                            ),
-                        )
-                    })?;
-                    a.dead_letter_exchange = Some(s);
-                }
-                "x-dead-letter-routing-key" => {
-                    let s = string(v).ok_or_else(|| {
-                        AmqpError::channel(
-                            406,
-                            format!(
-                                "PRECONDITION_FAILED - invalid type '{}' for arg '{key}' in queue '{queue}' in vhost '/'",
-                                type_name(v)
-                            ),
-                        )
-                    })?;
-                    a.dead_letter_routing_key = Some(s);
-                }
+                "x-dead-letter-exchange" => a.dead_letter_exchange = Some(text_arg(key, queue, v)?),
+                "x-dead-letter-routing-key" => a.dead_letter_routing_key = Some(text_arg(key, queue, v)?),
                 "x-single-active-consumer" => match v {
                     AMQPValue::Boolean(b) => a.single_active_consumer = *b,
                     _ => return Err(invalid(key, queue, format!("{{unacceptable_type,{}}}", type_name(v)))),

@@ -8,7 +8,7 @@ mod consumers;
 mod ready;
 
 #[allow(unused_imports)] // DEFAULT_DELIVERY_LIMIT: for the README's and tests' sake
-pub use args::{DEFAULT_DELIVERY_LIMIT, Overflow, QueueArgs, QueueType, integer, string};
+pub use args::{DEFAULT_DELIVERY_LIMIT, Overflow, QueueArgs, QueueType, integer, string, type_name};
 pub use consumers::{ConsumeArgs, Consumers};
 pub use ready::{Ready, ReadyStore};
 
