@@ -1,0 +1,201 @@
+//! Durability (`BrokerConfig::data_dir`): durable exchanges, durable queues with their
+//! arguments, their bindings, and persistent messages in durable queues are kept in one
+//! append-only log (record.rs) and recovered at start (recover.rs).
+//!
+//! The core stays synchronous: under its lock it only appends records to an in-memory batch
+//! (`Journal::append`). A writer thread takes the whole batch, writes it and fsyncs it, then
+//! sends the publisher confirms that waited for it: one fsync for everything that arrived
+//! during the previous one (grouped syncs, as RabbitMQ's message store does).
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex};
+
+use amq_protocol::protocol::{AMQPClass, basic};
+
+use crate::{ConnOut, Out, frames};
+
+mod record;
+mod recover;
+#[cfg(test)]
+mod tests;
+
+pub use record::Record;
+pub use recover::{Recovered, open};
+
+/// A publisher confirm that goes out once its message is on disk.
+struct Waiter {
+    out: ConnOut,
+    channel: u16,
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    waiters: Vec<Waiter>,
+    /// Why the log cannot be written any more (sticky: a write that failed half-way leaves the
+    /// file's tail unknown, and records after it would be lost at recovery).
+    failed: Option<String>,
+    /// Stopped: nothing is recorded any more (the core may outlive the broker a little, and
+    /// what it drops then is not an ack).
+    closed: bool,
+    /// The writer is writing a batch: `close` waits for it.
+    writing: bool,
+    /// The writer thread has closed the log and the lock file.
+    done: bool,
+}
+
+pub struct Journal {
+    batch: Mutex<Batch>,
+    wake: Condvar,
+    /// Signalled after each written batch, for `close`.
+    written: Condvar,
+}
+
+impl Journal {
+    /// Start the writer thread on `log` (opened for appending, its tail whole).
+    pub fn start(log: File, lock: File) -> Arc<Self> {
+        let journal = Arc::new(Self { batch: Mutex::default(), wake: Condvar::new(), written: Condvar::new() });
+        let j = Arc::clone(&journal);
+        std::thread::Builder::new()
+            .name("warren-store".into())
+            .spawn(move || j.writer(log, lock))
+            .expect("spawning the store's writer thread");
+        journal
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn append(&self, r: &Record) {
+        let mut b = self.lock();
+        if b.closed || b.failed.is_some() {
+            return;
+        }
+        let wake = b.bytes.is_empty();
+        record::write(&mut b.bytes, r);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Why persistent messages are refused now, if they are.
+    pub fn refusal(&self) -> Option<String> {
+        let b = self.lock();
+        if b.closed {
+            return Some("the broker is stopping".into());
+        }
+        b.failed.clone()
+    }
+
+    /// Confirm `seq` on `channel` once what was appended so far is on disk.
+    pub fn confirm_after_sync(&self, out: &ConnOut, channel: u16, seq: u64) {
+        let mut b = self.lock();
+        let waiter = Waiter { out: out.clone(), channel, seq };
+        if b.failed.is_some() || b.closed {
+            drop(b);
+            settle(vec![waiter], false);
+            return;
+        }
+        b.waiters.push(waiter);
+        self.wake.notify_one();
+    }
+
+    fn writer(&self, mut log: File, lock: File) {
+        loop {
+            let (bytes, waiters) = {
+                let mut b = self.lock();
+                while b.bytes.is_empty() && b.waiters.is_empty() && !b.closed {
+                    b = self.wake.wait(b).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if b.closed && b.bytes.is_empty() && b.waiters.is_empty() {
+                    break;
+                }
+                b.writing = true;
+                (std::mem::take(&mut b.bytes), std::mem::take(&mut b.waiters))
+            };
+            let result = log.write_all(&bytes).and_then(|()| log.sync_data());
+            let ok = result.is_ok();
+            {
+                let mut b = self.lock();
+                if let Err(e) = result {
+                    b.failed = Some(format!("the data directory cannot be written ({e}): persistent messages are refused"));
+                    b.bytes.clear();
+                    settle(std::mem::take(&mut b.waiters), false);
+                }
+                b.writing = false;
+            }
+            settle(waiters, ok);
+            self.written.notify_all();
+        }
+        // Closing the lock file releases the flock: another broker may open the directory.
+        drop(log);
+        drop(lock);
+        let mut b = self.lock();
+        b.writing = false;
+        b.done = true;
+        self.written.notify_all();
+    }
+
+    /// Write what is pending, stop recording, and release the data directory (blocking).
+    pub fn close(&self) {
+        let mut b = self.lock();
+        b.closed = true;
+        self.wake.notify_one();
+        // The writer writes what is pending, then closes the files and says so.
+        while !b.done {
+            b = self.written.wait(b).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        drop(b);
+    }
+}
+
+/// Send the confirms (`ok`) or nacks for `waiters`.
+fn settle(waiters: Vec<Waiter>, ok: bool) {
+    for w in waiters {
+        let method = if ok {
+            basic::AMQPMethod::Ack(basic::Ack { delivery_tag: w.seq, multiple: false })
+        } else {
+            basic::AMQPMethod::Nack(basic::Nack { delivery_tag: w.seq, multiple: false, requeue: false })
+        };
+        w.out.send(Out::Frame(Box::new(frames::method(w.channel, AMQPClass::Basic(method)))));
+    }
+}
+
+/// A persistent message's place in a durable queue: when it leaves the queue for good (the
+/// ticket is dropped: acked, expired, dropped, purged, dead-lettered, deleted) the log says so.
+#[derive(Debug)]
+pub struct Ticket {
+    pub qid: u32,
+    pub mid: u64,
+    delivered: bool,
+    journal: Arc<Journal>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
+}
+
+impl Ticket {
+    pub fn new(qid: u32, mid: u64, delivered: bool, journal: Arc<Journal>) -> Box<Self> {
+        Box::new(Self { qid, mid, delivered, journal })
+    }
+
+    /// Handed to a consumer: recorded the first time, so it comes back redelivered.
+    pub fn delivered(&mut self) {
+        if !self.delivered {
+            self.delivered = true;
+            self.journal.append(&Record::Delivered { qid: self.qid, mid: self.mid });
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.journal.append(&Record::Removed { qid: self.qid, mid: self.mid });
+    }
+}
