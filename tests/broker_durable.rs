@@ -244,3 +244,41 @@ async fn a_corrupt_foreign_or_locked_data_directory_is_refused_in_one_line_namin
     assert!(line.contains("postgresql.conf is not warren's"), "{line}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_compacted_while_the_broker_runs_and_recovers_the_same() {
+    let dir = data_dir("compact");
+    let limits = broker::Limits { log_compact_bytes: 64 << 10, ..broker::Limits::default() };
+    let cfg = BrokerConfig { data_dir: Some(dir.clone()), limits, ..BrokerConfig::local() };
+    let b = broker::start(cfg.clone()).await.expect("starts");
+    let (_conn, ch) = channel(&b.url("guest", "guest")).await;
+    ch.queue_declare("c".into(), declare(true), FieldTable::default()).await.expect("declare");
+    let big = |n: u64| format!("{n:05}{}", "b".repeat(1000));
+    for n in 0..500 {
+        publish(&ch, "", "c", &big(n), persistent()).await;
+    }
+    // The first one delivered and held unacked across the compactions; 399 more consumed.
+    let first = ch.basic_get("c".into(), BasicGetOptions::default()).await.expect("get").expect("0");
+    assert_eq!(&first.delivery.data[..5], b"00000");
+    for _ in 1..400 {
+        ch.basic_get("c".into(), BasicGetOptions { no_ack: true }).await.expect("get").expect("a message");
+    }
+    for n in 500..1000 {
+        publish(&ch, "", "c", &big(n), persistent()).await;
+    }
+    // 601 kept, about 1 KB each: a log that kept every record would be over 1 MB.
+    let size = std::fs::metadata(dir.join("warren.log")).expect("the log").len();
+    assert!(size < 601 * 1100 + 2 * (64 << 10), "compacted: {size} bytes");
+    drop(_conn);
+    b.stop().await;
+
+    let b = broker::start(cfg).await.expect("restarts");
+    let (_conn, ch) = channel(&b.url("guest", "guest")).await;
+    let got = drain(&ch, "c").await;
+    let want: Vec<(String, bool)> =
+        std::iter::once((big(0), true)).chain((400..1000).map(|n| (big(n), false))).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the first differs at {:?}", got.iter().zip(&want).position(|(a, b)| a != b));
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

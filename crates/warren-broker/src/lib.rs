@@ -79,6 +79,9 @@ pub struct Limits {
     /// RabbitMQ's `consumer_timeout` does (default 30 minutes); queues and consumers may set
     /// their own (`x-consumer-timeout`). `None`: no timeout.
     pub consumer_timeout: Option<std::time::Duration>,
+    /// With a data directory: its log is compacted (rewritten with only what is live) once it
+    /// has grown by this much, or by its live size if that is more.
+    pub log_compact_bytes: u64,
 }
 
 impl Default for Limits {
@@ -98,6 +101,7 @@ impl Default for Limits {
             max_handshaking: 64,
             heartbeat: 60,
             consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
+            log_compact_bytes: 64 << 20,
         }
     }
 }
@@ -240,7 +244,8 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let journal = match &cfg.data_dir {
         Some(dir) => {
             let dir = dir.clone();
-            let opened = tokio::task::spawn_blocking(move || store::open(&dir))
+            let min = cfg.limits.log_compact_bytes;
+            let opened = tokio::task::spawn_blocking(move || store::open(&dir, min))
                 .await
                 .map_err(std::io::Error::other)?
                 .map_err(|e| std::io::Error::other(StoreError(e)))?;

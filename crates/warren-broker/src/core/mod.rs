@@ -20,6 +20,7 @@ mod declare;
 mod expiry;
 mod length_limit;
 mod persist;
+mod snapshot;
 mod publish;
 mod reply_to;
 mod settle;

@@ -24,7 +24,9 @@ impl Core {
         let mut names = HashMap::new();
         for q in state.queues.values() {
             if self.queue_declare(0, &q.name, false, true, false, q.auto_delete, &q.args).is_ok() {
-                self.queues.get_mut(&q.name).expect("declared").store_id = Some(q.qid);
+                let queue = self.queues.get_mut(&q.name).expect("declared");
+                queue.store_id = Some(q.qid);
+                queue.stored_args = q.args.clone();
                 names.insert(q.qid, q.name.clone());
             }
         }
@@ -149,6 +151,7 @@ impl Core {
         self.next_qid += 1;
         if let Some(q) = self.queues.get_mut(name) {
             q.store_id = Some(qid);
+            q.stored_args = args.clone();
         }
         self.record(|| Record::Queue { qid, name: name.to_string(), auto_delete, args: args.clone() });
     }

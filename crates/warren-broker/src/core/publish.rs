@@ -8,6 +8,11 @@ impl Core {
     /// no queue.
     pub fn publish(&mut self, msg: Message) -> Result<bool, AmqpError> {
         self.stored_last = false;
+        // Compacted here, where every kept message is in a queue or a channel: deeper down
+        // (a dead letter while a channel's unacked are requeued) some are in flight.
+        if self.store.as_ref().is_some_and(|j| j.wants_compaction()) {
+            self.compact_store();
+        }
         // Checked before routing, as RabbitMQ does: an unroutable message with a bad
         // expiration is refused too.
         let expiration = match msg.properties.expiration() {
@@ -89,12 +94,12 @@ impl Core {
     ) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
-        let q = self.queues.get(queue).expect("routed to an existing queue");
-        if length_limit::limited(q) {
-            return self.enqueue_limited(queue, msg, expiration, seq, persist);
-        }
+        // Its own lookup, only for a persistent message with a data directory.
         let stored = persist.and_then(|p| self.ticket(queue, msg, p));
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
+        if length_limit::limited(q) {
+            return self.enqueue_limited(queue, msg, expiration, seq, stored);
+        }
         let now = push_ready(q, seq, msg, expiration, stored);
         self.held_bytes += msg.held;
         self.dispatch_arrived(queue, now);
@@ -108,12 +113,12 @@ impl Core {
         msg: &Arc<Message>,
         expiration: Option<u64>,
         seq: u64,
-        persist: Option<&mut persist::Persist>,
+        stored: Option<Box<crate::store::Ticket>>,
     ) -> bool {
+        // A refused message's ticket is dropped with it: its records say it left at once.
         if self.refuses(queue, msg) {
             return false;
         }
-        let stored = persist.and_then(|p| self.ticket(queue, msg, p));
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
         let now = push_ready(q, seq, msg, expiration, stored);
         self.held_bytes += msg.held;

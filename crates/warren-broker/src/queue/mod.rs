@@ -32,6 +32,8 @@ pub struct Queue {
     pub uses: u64,
     /// Its id in the data directory's log, if it is kept there (durable, not exclusive).
     pub store_id: Option<u32>,
+    /// Its arguments as declared, kept for the log's compaction (only with a `store_id`).
+    pub stored_args: amq_protocol::types::FieldTable,
 }
 
 impl Queue {
@@ -48,6 +50,7 @@ impl Queue {
             head_timer: None,
             uses: 0,
             store_id: None,
+            stored_args: Default::default(),
         }
     }
 

@@ -135,7 +135,6 @@ impl ReadyStore {
     }
 
     /// Ready messages in delivery order.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn iter(&self) -> impl Iterator<Item = &Ready> {
         self.levels.iter().rev().flatten()
     }

@@ -9,6 +9,8 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use amq_protocol::protocol::{AMQPClass, basic};
@@ -20,7 +22,7 @@ mod recover;
 #[cfg(test)]
 mod tests;
 
-pub use record::Record;
+pub use record::{MAGIC, Record, write as write_record};
 pub use recover::{Recovered, open};
 
 /// A publisher confirm that goes out once its message is on disk.
@@ -44,10 +46,17 @@ struct Batch {
     writing: bool,
     /// The writer thread has closed the log and the lock file.
     done: bool,
+    /// A snapshot of what is live, to replace the log with (compact.rs).
+    snapshot: Option<Vec<u8>>,
 }
 
 pub struct Journal {
     batch: Mutex<Batch>,
+    dir: PathBuf,
+    /// The log has grown enough to be compacted: the core takes a snapshot when it sees this.
+    compact_wanted: AtomicBool,
+    /// The least the log grows by before it is compacted (`Limits::log_compact_bytes`).
+    compact_min: u64,
     wake: Condvar,
     /// Signalled after each written batch, for `close`.
     written: Condvar,
@@ -55,12 +64,20 @@ pub struct Journal {
 
 impl Journal {
     /// Start the writer thread on `log` (opened for appending, its tail whole).
-    pub fn start(log: File, lock: File) -> Arc<Self> {
-        let journal = Arc::new(Self { batch: Mutex::default(), wake: Condvar::new(), written: Condvar::new() });
+    /// `live`: the log's size after the last compaction.
+    pub fn start(log: File, lock: File, dir: PathBuf, live: u64, compact_min: u64) -> Arc<Self> {
+        let journal = Arc::new(Self {
+            batch: Mutex::default(),
+            dir,
+            compact_wanted: AtomicBool::new(false),
+            compact_min,
+            wake: Condvar::new(),
+            written: Condvar::new(),
+        });
         let j = Arc::clone(&journal);
         std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || j.writer(log, lock))
+            .spawn(move || j.writer(log, lock, live))
             .expect("spawning the store's writer thread");
         journal
     }
@@ -103,20 +120,49 @@ impl Journal {
         self.wake.notify_one();
     }
 
-    fn writer(&self, mut log: File, lock: File) {
+    /// Whether the core should take a snapshot for compaction now.
+    pub fn wants_compaction(&self) -> bool {
+        self.compact_wanted.load(Ordering::Relaxed)
+    }
+
+    /// Replace the log with `snapshot` (the magic and the records of everything live, taken
+    /// under the core's lock): what is pending is in it already, so it is dropped, and the
+    /// confirms waiting for it go out once the snapshot is synced.
+    pub fn compact(&self, snapshot: Vec<u8>) {
+        let mut b = self.lock();
+        self.compact_wanted.store(false, Ordering::Relaxed);
+        if b.closed || b.failed.is_some() {
+            return;
+        }
+        b.bytes.clear();
+        b.snapshot = Some(snapshot);
+        self.wake.notify_one();
+    }
+
+    fn writer(&self, mut log: File, lock: File, mut live: u64) {
+        let mut size = live;
         loop {
-            let (bytes, waiters) = {
+            let (snapshot, bytes, waiters) = {
                 let mut b = self.lock();
-                while b.bytes.is_empty() && b.waiters.is_empty() && !b.closed {
+                while b.bytes.is_empty() && b.waiters.is_empty() && b.snapshot.is_none() && !b.closed {
                     b = self.wake.wait(b).unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
-                if b.closed && b.bytes.is_empty() && b.waiters.is_empty() {
+                if b.closed && b.bytes.is_empty() && b.waiters.is_empty() && b.snapshot.is_none() {
                     break;
                 }
                 b.writing = true;
-                (std::mem::take(&mut b.bytes), std::mem::take(&mut b.waiters))
+                (b.snapshot.take(), std::mem::take(&mut b.bytes), std::mem::take(&mut b.waiters))
             };
-            let result = log.write_all(&bytes).and_then(|()| log.sync_data());
+            let mut result = Ok(());
+            if let Some(snap) = snapshot {
+                result = recover::replace_log(&self.dir, &snap).map(|f| log = f);
+                (live, size) = (snap.len() as u64, snap.len() as u64);
+            }
+            let result = result.and_then(|()| log.write_all(&bytes)).and_then(|()| log.sync_data());
+            size += bytes.len() as u64;
+            if size > live + live.max(self.compact_min) {
+                self.compact_wanted.store(true, Ordering::Relaxed);
+            }
             let ok = result.is_ok();
             {
                 let mut b = self.lock();
@@ -170,7 +216,7 @@ fn settle(waiters: Vec<Waiter>, ok: bool) {
 pub struct Ticket {
     pub qid: u32,
     pub mid: u64,
-    delivered: bool,
+    pub delivered: bool,
     journal: Arc<Journal>,
 }
 

@@ -48,7 +48,7 @@ pub struct Recovered {
 
 /// Open (or create) `dir`: lock it, recover what it holds and start its journal. Errors are one
 /// line naming the file.
-pub fn open(dir: &Path) -> Result<(Recovered, Arc<Journal>), String> {
+pub fn open(dir: &Path, compact_min: u64) -> Result<(Recovered, Arc<Journal>), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     check_foreign(dir)?;
     let lock = take_lock(&dir.join(LOCK))?;
@@ -58,8 +58,10 @@ pub fn open(dir: &Path) -> Result<(Recovered, Arc<Journal>), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recovered::default(),
         Err(e) => return Err(format!("cannot read {}: {e}", log.display())),
     };
-    let file = compact(dir, &state)?;
-    Ok((state, Journal::start(file, lock)))
+    let mut bytes = MAGIC.to_vec();
+    state.records(&mut bytes);
+    let file = replace_log(dir, &bytes).map_err(|e| format!("cannot write {}: {e}", dir.join(TMP).display()))?;
+    Ok((state, Journal::start(file, lock, dir.to_path_buf(), bytes.len() as u64, compact_min)))
 }
 
 /// A directory with files warren did not write is someone else's: refused, never reset.
@@ -198,7 +200,7 @@ impl Recovered {
     }
 
     /// The records that rebuild this state.
-    fn records(&self, out: &mut Vec<u8>) {
+    pub(super) fn records(&self, out: &mut Vec<u8>) {
         for (name, (kind, auto_delete, internal)) in &self.exchanges {
             let r = Record::Exchange { name: name.clone(), kind: kind.clone(), auto_delete: *auto_delete, internal: *internal };
             record::write(out, &r);
@@ -235,20 +237,16 @@ impl Recovered {
     }
 }
 
-/// Write the live state to a new log beside the old one, fsync it, and rename it over the old:
-/// a crash at any point leaves one whole log. Returns the new log opened for appending.
-fn compact(dir: &Path, state: &Recovered) -> Result<File, String> {
+/// Write a whole log (`bytes`: the magic and the live records) beside the old one, fsync it,
+/// and rename it over the old: a crash at any point leaves one whole log. Returns the new log
+/// opened for appending.
+pub fn replace_log(dir: &Path, bytes: &[u8]) -> std::io::Result<File> {
     let (tmp, log): (PathBuf, PathBuf) = (dir.join(TMP), dir.join(LOG));
-    let mut bytes = MAGIC.to_vec();
-    state.records(&mut bytes);
-    let write = || -> std::io::Result<File> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &log)?;
-        #[cfg(unix)]
-        File::open(dir)?.sync_all()?;
-        OpenOptions::new().append(true).open(&log)
-    };
-    write().map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &log)?;
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    OpenOptions::new().append(true).open(&log)
 }

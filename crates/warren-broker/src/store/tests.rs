@@ -32,7 +32,7 @@ fn queue(qid: u32) -> Record {
 }
 
 fn recovered(d: &std::path::Path) -> Result<Recovered, String> {
-    let (state, journal) = open(d)?;
+    let (state, journal) = open(d, 1 << 20)?;
     journal.close();
     Ok(state)
 }
@@ -104,9 +104,9 @@ fn a_foreign_directory_or_file_is_refused_and_a_locked_one_too() {
     assert!(e.contains("warren.log is not a warren data file"), "{e}");
 
     let d = dir("locked");
-    let (_, journal) = open(&d).unwrap();
-    let e = open(&d).err().expect("locked");
+    let (_, journal) = open(&d, 1 << 20).unwrap();
+    let e = open(&d, 1 << 20).err().expect("locked");
     assert!(e.contains("lock is locked: another warren broker"), "{e}");
     journal.close();
-    assert!(open(&d).is_ok(), "closing releases the lock");
+    assert!(open(&d, 1 << 20).is_ok(), "closing releases the lock");
 }
