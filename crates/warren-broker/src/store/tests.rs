@@ -110,3 +110,28 @@ fn a_foreign_directory_or_file_is_refused_and_a_locked_one_too() {
     journal.close();
     assert!(open(&d, 1 << 20).is_ok(), "closing releases the lock");
 }
+
+#[test]
+fn a_write_that_fails_nacks_its_confirms_and_refuses_persistent_messages_from_then_on() {
+    let d = dir("readonly");
+    let path = d.join("warren.log");
+    std::fs::write(&path, MAGIC).unwrap();
+    // A log opened read-only: every write fails, as on a full or broken disk.
+    let log = std::fs::File::open(&path).unwrap();
+    let lock = std::fs::File::create(d.join("lock")).unwrap();
+    let journal = Journal::start(log, lock, d.clone(), 0, 1 << 20);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let out = crate::ConnOut { tx, shared: Default::default() };
+    journal.append(&message(0));
+    journal.confirm_after_sync(&out, 1, 7);
+    let Some(Out::Frame(frame)) = rx.blocking_recv() else { panic!("a frame") };
+    let text = format!("{frame:?}");
+    assert!(text.contains("Nack") && text.contains("delivery_tag: 7"), "{text}");
+    let why = journal.refusal().expect("refused from now on");
+    assert!(why.starts_with("the data directory cannot be written ("), "{why}");
+    // Later confirms are nacked at once.
+    journal.confirm_after_sync(&out, 1, 8);
+    let Some(Out::Frame(frame)) = rx.blocking_recv() else { panic!("a frame") };
+    assert!(format!("{frame:?}").contains("Nack"));
+    journal.close();
+}
