@@ -73,7 +73,9 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
         crate::out::line(line);
     }
     crate::out::line(match &cfg.data_dir {
-        Some(dir) => format!("warren broker: durable queues and persistent messages are kept in {}", dir.display()),
+        Some(dir) => {
+            format!("warren broker: durable queues and persistent messages are kept in {}", dir.display())
+        }
         None => "warren broker: in memory (no --data-dir): nothing survives a restart".to_string(),
     });
     crate::out::line(format!(

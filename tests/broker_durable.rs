@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::process::{Watched, WarrenBroker};
+use common::process::{WarrenBroker, Watched};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
@@ -79,12 +79,20 @@ async fn a_restart_keeps_durable_things_and_persistent_messages_and_redelivers_t
     let b = start(&dir).await;
     let (conn, ch) = channel(&b.url("guest", "guest")).await;
     let x = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    ch.exchange_declare("tasks".into(), ExchangeKind::Topic, x, FieldTable::default()).await.expect("exchange");
+    ch.exchange_declare("tasks".into(), ExchangeKind::Topic, x, FieldTable::default())
+        .await
+        .expect("exchange");
     ch.queue_declare("work".into(), declare(true), ttl_args()).await.expect("durable queue");
     ch.queue_declare("scratch".into(), declare(false), FieldTable::default()).await.expect("transient queue");
-    ch.queue_bind("work".into(), "tasks".into(), "job.*".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .expect("bind");
+    ch.queue_bind(
+        "work".into(),
+        "tasks".into(),
+        "job.*".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
     publish(&ch, "tasks", "job.a", "p1", persistent()).await;
     publish(&ch, "", "work", "t2", BasicProperties::default()).await;
     publish(&ch, "", "work", "p3", persistent()).await;
@@ -94,7 +102,8 @@ async fn a_restart_keeps_durable_things_and_persistent_messages_and_redelivers_t
     let p1 = ch.basic_get("work".into(), BasicGetOptions::default()).await.expect("get").expect("p1");
     assert_eq!(&p1.delivery.data[..], b"p1");
     let (_c2, other) = channel(&b.url("guest", "guest")).await;
-    let t2 = other.basic_get("work".into(), BasicGetOptions { no_ack: true }).await.expect("get").expect("t2");
+    let t2 =
+        other.basic_get("work".into(), BasicGetOptions { no_ack: true }).await.expect("get").expect("t2");
     assert_eq!(&t2.delivery.data[..], b"t2");
     let p3 = other.basic_get("work".into(), BasicGetOptions::default()).await.expect("get").expect("p3");
     p3.delivery.ack(BasicAckOptions::default()).await.expect("ack");
@@ -112,8 +121,16 @@ async fn a_restart_keeps_durable_things_and_persistent_messages_and_redelivers_t
     // The binding and the exchange came back.
     publish(&ch, "tasks", "job.b", "p6", persistent()).await;
     assert_eq!(drain(&ch, "work").await, [("p6".to_string(), false)]);
-    let e = ch.queue_declare("scratch".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await;
-    assert!(e.expect_err("a non-durable queue is gone").to_string().contains("NOT_FOUND - no queue 'scratch'"));
+    let e = ch
+        .queue_declare(
+            "scratch".into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        e.expect_err("a non-durable queue is gone").to_string().contains("NOT_FOUND - no queue 'scratch'")
+    );
     let (_c3, ch) = channel(&b.url("guest", "guest")).await;
     let e = ch.queue_declare("work".into(), declare(true), FieldTable::default()).await;
     let e = e.expect_err("other arguments").to_string();
@@ -149,7 +166,13 @@ async fn every_confirmed_message_survives_sigkill_at_random_moments() {
                     let mut pending = Vec::new();
                     for _ in 0..50 {
                         let sent = ch
-                            .basic_publish("".into(), "crash".into(), BasicPublishOptions::default(), body(n).as_bytes(), persistent())
+                            .basic_publish(
+                                "".into(),
+                                "crash".into(),
+                                BasicPublishOptions::default(),
+                                body(n).as_bytes(),
+                                persistent(),
+                            )
                             .await;
                         let Ok(c) = sent else { return got };
                         pending.push((n, c));
@@ -171,7 +194,10 @@ async fn every_confirmed_message_survives_sigkill_at_random_moments() {
         seed ^= seed << 17;
         tokio::time::sleep(Duration::from_millis(20 + seed % 280)).await;
         b.kill();
-        let got = tokio::time::timeout(WAIT, publisher).await.expect("the publisher sees the broker go").expect("task");
+        let got = tokio::time::timeout(WAIT, publisher)
+            .await
+            .expect("the publisher sees the broker go")
+            .expect("task");
         next = got.iter().max().map_or(next, |m| m + 1).max(next + 10_000);
         eprintln!("round {round}: {} confirmed", got.len());
         confirmed.extend(got);

@@ -190,7 +190,9 @@ impl WarrenBroker {
     pub fn start_with(extra: &[&str]) -> Self {
         let mut process = Watched::spawn(
             "warren broker",
-            Command::new(env!("CARGO_BIN_EXE_warren")).args(["broker", "--listen", "127.0.0.1:0"]).args(extra),
+            Command::new(env!("CARGO_BIN_EXE_warren"))
+                .args(["broker", "--listen", "127.0.0.1:0"])
+                .args(extra),
         );
         // A line on the open-files room comes first.
         let line = process

@@ -62,7 +62,12 @@ impl Core {
         }
         self.exchanges.insert(name.to_string(), Exchange::new(k, durable, auto_delete, internal));
         if durable {
-            self.record(|| Record::Exchange { name: name.to_string(), kind: kind.to_string(), auto_delete, internal });
+            self.record(|| Record::Exchange {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                auto_delete,
+                internal,
+            });
         }
         Ok(())
     }
@@ -211,8 +216,12 @@ impl Core {
             self.held_bytes += b.held();
         }
         if kept && bind != present {
-            let (exchange, qid, key, args) =
-                (exchange.to_string(), self.queues[queue].store_id.expect("kept"), key.to_string(), b.args().to_vec());
+            let (exchange, qid, key, args) = (
+                exchange.to_string(),
+                self.queues[queue].store_id.expect("kept"),
+                key.to_string(),
+                b.args().to_vec(),
+            );
             self.record(|| match bind {
                 true => Record::Bind { exchange, qid, key, args },
                 false => Record::Unbind { exchange, qid, key, args },

@@ -20,10 +20,10 @@ mod declare;
 mod expiry;
 mod length_limit;
 mod persist;
-mod snapshot;
 mod publish;
 mod reply_to;
 mod settle;
+mod snapshot;
 mod timers;
 
 use chan::{Chan, ConsumerState, Unacked};

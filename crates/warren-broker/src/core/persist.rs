@@ -59,8 +59,11 @@ impl Core {
                         m
                     }
                 };
-                let expiration =
-                    msg.properties.expiration().as_ref().and_then(|e| expiry::parse_expiration(e.as_str()).ok());
+                let expiration = msg
+                    .properties
+                    .expiration()
+                    .as_ref()
+                    .and_then(|e| expiry::parse_expiration(e.as_str()).ok());
                 let ticket = Ticket::new(*qid, *mid, *delivered, Arc::clone(&journal));
                 self.next_seq += 1;
                 let q = self.queues.get_mut(queue).expect("declared");

@@ -70,7 +70,8 @@ impl Core {
             // Every queue gets its copy, whichever refused it: no short-circuit.
             Some(names) => {
                 let mut p = p;
-                let refused = names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration, p.as_deref_mut()));
+                let refused =
+                    names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration, p.as_deref_mut()));
                 refused.count() == 0
             }
             None => self.enqueue_one(msg.routing_key.as_str(), &msg, expiration, p),

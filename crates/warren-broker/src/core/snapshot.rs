@@ -15,14 +15,22 @@ impl Core {
         for (name, x) in &self.exchanges {
             if x.durable && !built_in(name) {
                 let kind = x.kind.name().to_string();
-                let r = Record::Exchange { name: name.clone(), kind, auto_delete: x.auto_delete, internal: x.internal };
+                let r = Record::Exchange {
+                    name: name.clone(),
+                    kind,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                };
                 write_record(&mut out, &r);
             }
         }
         for (name, q) in &self.queues {
             if let Some(qid) = q.store_id {
                 let args = q.stored_args.clone();
-                write_record(&mut out, &Record::Queue { qid, name: name.clone(), auto_delete: q.auto_delete, args });
+                write_record(
+                    &mut out,
+                    &Record::Queue { qid, name: name.clone(), auto_delete: q.auto_delete, args },
+                );
             }
         }
         for (name, x) in self.exchanges.iter().filter(|(_, x)| x.durable) {

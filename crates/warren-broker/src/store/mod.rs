@@ -167,7 +167,9 @@ impl Journal {
             {
                 let mut b = self.lock();
                 if let Err(e) = result {
-                    b.failed = Some(format!("the data directory cannot be written ({e}): persistent messages are refused"));
+                    b.failed = Some(format!(
+                        "the data directory cannot be written ({e}): persistent messages are refused"
+                    ));
                     b.bytes.clear();
                     settle(std::mem::take(&mut b.waiters), false);
                 }

@@ -14,21 +14,63 @@ pub const MAGIC: &[u8; 16] = b"warren-broker\0\0\x01";
 
 /// One change to what survives a restart. Queues are named by a number of their own (`qid`)
 /// and messages by theirs (`mid`, in publish order), so that the frequent records are small.
+// Built one at a time and encoded at once, never stored in bulk: the size of the message
+// variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    Exchange { name: String, kind: String, auto_delete: bool, internal: bool },
-    ExchangeDeleted { name: String },
-    Queue { qid: u32, name: String, auto_delete: bool, args: FieldTable },
-    QueueDeleted { qid: u32 },
+    Exchange {
+        name: String,
+        kind: String,
+        auto_delete: bool,
+        internal: bool,
+    },
+    ExchangeDeleted {
+        name: String,
+    },
+    Queue {
+        qid: u32,
+        name: String,
+        auto_delete: bool,
+        args: FieldTable,
+    },
+    QueueDeleted {
+        qid: u32,
+    },
     /// `args`: the binding's arguments as the exchange keeps them (an encoded table or empty).
-    Bind { exchange: String, qid: u32, key: String, args: Vec<u8> },
-    Unbind { exchange: String, qid: u32, key: String, args: Vec<u8> },
-    Message { mid: u64, exchange: String, routing_key: String, properties: BasicProperties, body: Vec<u8> },
-    Enqueued { qid: u32, mid: u64 },
+    Bind {
+        exchange: String,
+        qid: u32,
+        key: String,
+        args: Vec<u8>,
+    },
+    Unbind {
+        exchange: String,
+        qid: u32,
+        key: String,
+        args: Vec<u8>,
+    },
+    Message {
+        mid: u64,
+        exchange: String,
+        routing_key: String,
+        properties: BasicProperties,
+        body: Vec<u8>,
+    },
+    Enqueued {
+        qid: u32,
+        mid: u64,
+    },
     /// Handed to a consumer once: it comes back redelivered after a restart.
-    Delivered { qid: u32, mid: u64 },
+    Delivered {
+        qid: u32,
+        mid: u64,
+    },
     /// Left the queue for good (acked, expired, dropped, purged, dead-lettered).
-    Removed { qid: u32, mid: u64 },
+    Removed {
+        qid: u32,
+        mid: u64,
+    },
 }
 
 /// Append `r` framed to `buf`.
@@ -121,13 +163,18 @@ pub fn decode(p: &[u8]) -> Option<Record> {
         3 => {
             let (qid, name, auto_delete) = (r.u32()?, r.string()?, r.u8()? != 0);
             let bytes = r.bytes()?;
-            let args = if bytes.is_empty() { FieldTable::default() } else { parse_field_table(bytes).ok()?.1 };
+            let args =
+                if bytes.is_empty() { FieldTable::default() } else { parse_field_table(bytes).ok()?.1 };
             Record::Queue { qid, name, auto_delete, args }
         }
         4 => Record::QueueDeleted { qid: r.u32()? },
         t @ (5 | 6) => {
             let (exchange, qid, key, args) = (r.string()?, r.u32()?, r.string()?, r.bytes()?.to_vec());
-            if t == 5 { Record::Bind { exchange, qid, key, args } } else { Record::Unbind { exchange, qid, key, args } }
+            if t == 5 {
+                Record::Bind { exchange, qid, key, args }
+            } else {
+                Record::Unbind { exchange, qid, key, args }
+            }
         }
         7 => {
             let (mid, exchange, routing_key) = (r.u64()?, r.string()?, r.string()?);
@@ -195,7 +242,10 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 /// What reading a framed record at the start of `data` found.
 pub enum Framed<'a> {
-    Whole { payload: &'a [u8], len: usize },
+    Whole {
+        payload: &'a [u8],
+        len: usize,
+    },
     /// Cut short or failing its checksum.
     Bad,
 }
@@ -228,7 +278,13 @@ mod tests {
             Record::Exchange { name: "x".into(), kind: "topic".into(), auto_delete: true, internal: false },
             Record::Queue { qid: 7, name: "q".into(), auto_delete: false, args: FieldTable::default() },
             Record::Bind { exchange: "x".into(), qid: 7, key: "a.#".into(), args: vec![] },
-            Record::Message { mid: 9, exchange: "".into(), routing_key: "q".into(), properties: props, body: vec![1, 2] },
+            Record::Message {
+                mid: 9,
+                exchange: "".into(),
+                routing_key: "q".into(),
+                properties: props,
+                body: vec![1, 2],
+            },
             Record::Removed { qid: 7, mid: 9 },
         ];
         for r in all {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::FieldTable;
 
-use super::record::{self, Framed, MAGIC, Record};
 use super::Journal;
+use super::record::{self, Framed, MAGIC, Record};
 
 const LOG: &str = "warren.log";
 const LOCK: &str = "lock";
@@ -49,7 +49,8 @@ pub struct Recovered {
 /// Open (or create) `dir`: lock it, recover what it holds and start its journal. Errors are one
 /// line naming the file.
 pub fn open(dir: &Path, compact_min: u64) -> Result<(Recovered, Arc<Journal>), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     check_foreign(dir)?;
     let lock = take_lock(&dir.join(LOCK))?;
     let log = dir.join(LOG);
@@ -60,13 +61,15 @@ pub fn open(dir: &Path, compact_min: u64) -> Result<(Recovered, Arc<Journal>), S
     };
     let mut bytes = MAGIC.to_vec();
     state.records(&mut bytes);
-    let file = replace_log(dir, &bytes).map_err(|e| format!("cannot write {}: {e}", dir.join(TMP).display()))?;
+    let file =
+        replace_log(dir, &bytes).map_err(|e| format!("cannot write {}: {e}", dir.join(TMP).display()))?;
     Ok((state, Journal::start(file, lock, dir.to_path_buf(), bytes.len() as u64, compact_min)))
 }
 
 /// A directory with files warren did not write is someone else's: refused, never reset.
 fn check_foreign(dir: &Path) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read data directory {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read data directory {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         if ![LOG, LOCK, TMP].iter().any(|n| name == *n) {
@@ -102,11 +105,19 @@ fn take_lock(path: &Path) -> Result<File, String> {
 #[cfg(not(unix))]
 fn take_lock(path: &Path) -> Result<File, String> {
     // No flock here: the directory is not protected from a second broker.
-    OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
 fn corrupt(log: &Path, at: usize, what: &str) -> String {
-    format!("{} is corrupt at byte {at} ({what}): refusing to start rather than lose or invent messages", log.display())
+    format!(
+        "{} is corrupt at byte {at} ({what}): refusing to start rather than lose or invent messages",
+        log.display()
+    )
 }
 
 /// Read every record; a bad record at the very end is a write cut short by a crash (never
@@ -121,7 +132,8 @@ fn replay(log: &Path, data: &[u8]) -> Result<Recovered, String> {
         let rest = &data[at..];
         match record::frame(rest) {
             Framed::Whole { payload, len } if !payload.is_empty() => {
-                let r = record::decode(payload).ok_or_else(|| corrupt(log, at, "a record warren does not write"))?;
+                let r = record::decode(payload)
+                    .ok_or_else(|| corrupt(log, at, "a record warren does not write"))?;
                 state.apply(r);
                 at += len;
             }
@@ -191,10 +203,11 @@ impl Recovered {
     /// deletes it (exchange.rs `unbind`).
     fn unbound(&mut self, gone: Vec<(String, u32, String, Vec<u8>)>) {
         for b in gone {
-            if self.bindings.remove(&b) && !self.bindings.iter().any(|o| o.0 == b.0) {
-                if self.exchanges.get(&b.0).is_some_and(|x| x.1) {
-                    self.exchanges.remove(&b.0);
-                }
+            if self.bindings.remove(&b)
+                && !self.bindings.iter().any(|o| o.0 == b.0)
+                && self.exchanges.get(&b.0).is_some_and(|x| x.1)
+            {
+                self.exchanges.remove(&b.0);
             }
         }
     }
@@ -202,15 +215,26 @@ impl Recovered {
     /// The records that rebuild this state.
     pub(super) fn records(&self, out: &mut Vec<u8>) {
         for (name, (kind, auto_delete, internal)) in &self.exchanges {
-            let r = Record::Exchange { name: name.clone(), kind: kind.clone(), auto_delete: *auto_delete, internal: *internal };
+            let r = Record::Exchange {
+                name: name.clone(),
+                kind: kind.clone(),
+                auto_delete: *auto_delete,
+                internal: *internal,
+            };
             record::write(out, &r);
         }
         for q in self.queues.values() {
-            let r = Record::Queue { qid: q.qid, name: q.name.clone(), auto_delete: q.auto_delete, args: q.args.clone() };
+            let r = Record::Queue {
+                qid: q.qid,
+                name: q.name.clone(),
+                auto_delete: q.auto_delete,
+                args: q.args.clone(),
+            };
             record::write(out, &r);
         }
         for (exchange, qid, key, args) in &self.bindings {
-            let r = Record::Bind { exchange: exchange.clone(), qid: *qid, key: key.clone(), args: args.clone() };
+            let r =
+                Record::Bind { exchange: exchange.clone(), qid: *qid, key: key.clone(), args: args.clone() };
             record::write(out, &r);
         }
         let mut mids: Vec<&u64> = self.messages.keys().collect();
