@@ -110,7 +110,10 @@ async fn a_restart_keeps_durable_things_and_persistent_messages_and_redelivers_t
     // A round trip on the acking channel: the broker has taken the ack (it has no reply).
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     other.queue_declare("work".into(), passive, FieldTable::default()).await.expect("passive");
-    drop(conn);
+    // Closed cleanly, then stopped: the core that goes with the broker drops its messages, which
+    // must not be recorded as gone.
+    conn.close(200, "bye".into()).await.expect("close");
+    _c2.close(200, "bye".into()).await.expect("close");
     b.stop().await;
 
     let b = start(&dir).await;

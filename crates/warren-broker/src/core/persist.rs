@@ -14,6 +14,15 @@ pub(super) struct Persist {
     mid: Option<u64>,
 }
 
+impl Drop for Core {
+    /// Before its queues drop their tickets, which would record every message as gone.
+    fn drop(&mut self) {
+        if let Some(j) = &self.store {
+            j.seal();
+        }
+    }
+}
+
 impl Core {
     /// Rebuild what `state` kept, then record from now on into `journal`. Delivered messages
     /// come back redelivered, as RabbitMQ's do.

@@ -187,11 +187,17 @@ impl Journal {
         self.written.notify_all();
     }
 
+    /// Stop recording (what is pending is still written): the core is going, and the messages
+    /// it drops with it have not left their queues.
+    pub fn seal(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
     /// Write what is pending, stop recording, and release the data directory (blocking).
     pub fn close(&self) {
+        self.seal();
         let mut b = self.lock();
-        b.closed = true;
-        self.wake.notify_one();
         // The writer writes what is pending, then closes the files and says so.
         while !b.done {
             b = self.written.wait(b).unwrap_or_else(std::sync::PoisonError::into_inner);
