@@ -20,7 +20,9 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("warren-bench-recovery-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let cfg = BrokerConfig { data_dir: Some(dir.clone()), ..BrokerConfig::local() };
+    // 1M messages take more than the default 512 MiB the broker holds for clients.
+    let limits = broker::Limits { max_held_bytes: 4 << 30, ..broker::Limits::default() };
+    let cfg = BrokerConfig { data_dir: Some(dir.clone()), limits, ..BrokerConfig::local() };
     let published = Instant::now();
     rt.block_on(async {
         let b = broker::start(cfg.clone()).await.expect("starts");
