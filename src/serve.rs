@@ -72,14 +72,13 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
     if let Some(line) = room_line(running.open_files, cfg.limits.max_connections) {
         crate::out::line(line);
     }
-    crate::out::line(match &cfg.data_dir {
-        Some(dir) => {
-            format!("warren broker: durable queues and persistent messages are kept in {}", dir.display())
-        }
-        None => "warren broker: in memory (no --data-dir): nothing survives a restart".to_string(),
-    });
+    // On the listening line (the lines around it are read by supervisors and tests).
+    let kept = match &cfg.data_dir {
+        Some(dir) => format!("durable queues and persistent messages kept in {}", dir.display()),
+        None => "in memory: nothing survives a restart (see --data-dir)".to_string(),
+    };
     crate::out::line(format!(
-        "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it",
+        "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it; {kept}",
         running.addr, running.addr
     ));
     let stop = running.stopper();

@@ -120,19 +120,7 @@ pub struct BrokerConfig {
     pub data_dir: Option<std::path::PathBuf>,
 }
 
-/// The data directory cannot be used: corrupt, not warren's, locked by another broker, or not
-/// writable. Its text is one line naming the file. [`start`] returns it inside an
-/// [`std::io::Error`] (kind `Other`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
+pub use store::StoreError;
 
 impl BrokerConfig {
     /// guest/guest on 127.0.0.1, any free port.
@@ -242,17 +230,7 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let stop = CancellationToken::new();
     let mut core = Core::new(cfg.limits.clone());
     let journal = match &cfg.data_dir {
-        Some(dir) => {
-            let dir = dir.clone();
-            let min = cfg.limits.log_compact_bytes;
-            let opened = tokio::task::spawn_blocking(move || store::open(&dir, min))
-                .await
-                .map_err(std::io::Error::other)?
-                .map_err(|e| std::io::Error::other(StoreError(e)))?;
-            let (state, journal) = opened;
-            core.restore(state, Arc::clone(&journal));
-            Some(journal)
-        }
+        Some(dir) => Some(store::restore(&mut core, dir, cfg.limits.log_compact_bytes).await?),
         None => None,
     };
     let core = Arc::new(Mutex::new(core));

@@ -25,6 +25,37 @@ mod tests;
 pub use record::{MAGIC, Record, write as write_record};
 pub use recover::{Recovered, open};
 
+/// The data directory cannot be used: corrupt, not warren's, locked by another broker, or not
+/// writable. Its text is one line naming the file. [`crate::start`] returns it inside an
+/// [`std::io::Error`] (kind `Other`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Open `dir` (on a blocking thread: it reads and fsyncs) and rebuild `core` from it; the
+/// journal it records into from now on.
+pub async fn restore(
+    core: &mut crate::Core,
+    dir: &std::path::Path,
+    compact_min: u64,
+) -> std::io::Result<Arc<Journal>> {
+    let dir = dir.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || open(&dir, compact_min))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(StoreError(e)))?;
+    let (state, journal) = opened;
+    core.restore(state, Arc::clone(&journal));
+    Ok(journal)
+}
+
 /// A publisher confirm that goes out once its message is on disk.
 struct Waiter {
     out: ConnOut,
