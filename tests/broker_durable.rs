@@ -311,3 +311,34 @@ async fn the_log_is_compacted_while_the_broker_runs_and_recovers_the_same() {
     b.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_and_dead_lettered_messages_leave_the_store_too() {
+    let dir = data_dir("leave");
+    let b = start(&dir).await;
+    let (conn, ch) = channel(&b.url("guest", "guest")).await;
+    ch.queue_declare("purged".into(), declare(true), FieldTable::default()).await.expect("declare");
+    let mut dlx = FieldTable::default();
+    dlx.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    dlx.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("dead".into()));
+    ch.queue_declare("src".into(), declare(true), dlx.clone()).await.expect("declare");
+    ch.queue_declare("dead".into(), declare(true), FieldTable::default()).await.expect("declare");
+    publish(&ch, "", "purged", "a", persistent()).await;
+    publish(&ch, "", "src", "r", persistent()).await;
+    publish(&ch, "", "src", "k", persistent()).await;
+    ch.queue_purge("purged".into(), Default::default()).await.expect("purge");
+    let r = ch.basic_get("src".into(), BasicGetOptions::default()).await.expect("get").expect("r");
+    r.delivery.reject(lapin::options::BasicRejectOptions { requeue: false }).await.expect("reject");
+    // A round trip: the reject (which has no reply) is taken.
+    ch.queue_declare("dead".into(), declare(true), FieldTable::default()).await.expect("declare");
+    conn.close(200, "bye".into()).await.expect("close");
+    b.stop().await;
+
+    let b = start(&dir).await;
+    let (_conn, ch) = channel(&b.url("guest", "guest")).await;
+    assert_eq!(drain(&ch, "purged").await, []);
+    assert_eq!(drain(&ch, "src").await, [("k".to_string(), false)]);
+    assert_eq!(drain(&ch, "dead").await, [("r".to_string(), false)]);
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
