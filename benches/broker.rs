@@ -24,6 +24,9 @@
 //! The "quorum + DLX" row (dead_letter/) declares a quorum queue with a delivery limit and a
 //! dead-letter exchange, and rejects a tenth of the tasks so that the dead-lettering path runs;
 //! a broker that refuses those arguments gets a "refused" cell and the reason under the table.
+//! The "persistent" rows publish persistent tasks (delivery_mode 2) to a durable queue under
+//! publisher confirms, prefetch 100 and prefetch 1: the embedded broker runs with --data-dir, so
+//! every confirm waits for an fsync on both brokers.
 //! WARREN_BENCH_TASKS sets the tasks per run (default 100000); WARREN_BENCH_ROWS picks rows by
 //! name (e.g. "prefetch 1,prefetch 1 *").
 
@@ -36,11 +39,11 @@ use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties, PublisherConfirm};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 mod common;
 mod dead_letter;
@@ -63,6 +66,8 @@ enum Row {
     /// Prefetch 100 on a quorum queue with a delivery limit and a dead-letter exchange: what the
     /// poison-message features cost when no message is poisoned.
     QuorumLimited,
+    /// Persistent tasks in a durable queue, under confirms, at this prefetch.
+    Persistent(u16),
 }
 
 impl Row {
@@ -73,6 +78,7 @@ impl Row {
             Row::Minimal => "prefetch 1 *".into(),
             Row::QuorumDlx => "quorum + DLX".into(),
             Row::QuorumLimited => "quorum dl 100".into(),
+            Row::Persistent(n) => format!("persistent {n}"),
         }
     }
 }
@@ -111,7 +117,10 @@ impl Drop for Embedded {
 
 fn start_embedded() -> (Embedded, Broker) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.args(["broker", "--listen", "127.0.0.1:0"]);
+    // A data directory of its own, so that the persistent rows are written and synced.
+    let dir = std::env::temp_dir().join(format!("warren-bench-broker-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    cmd.args(["broker", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir);
     start(cmd)
 }
 
@@ -173,9 +182,16 @@ fn main() {
         |row: Row| picked.as_deref().is_none_or(|p| p.split(',').any(|name| name.trim() == row.name()));
     // Why a broker would not run a row, said under the table.
     let mut refusals = Vec::new();
-    for row in
-        [Row::AutoAck, Row::Prefetch(1), Row::Prefetch(100), Row::QuorumLimited, Row::Minimal, Row::QuorumDlx]
-    {
+    for row in [
+        Row::AutoAck,
+        Row::Prefetch(1),
+        Row::Prefetch(100),
+        Row::QuorumLimited,
+        Row::Persistent(100),
+        Row::Persistent(1),
+        Row::Minimal,
+        Row::QuorumDlx,
+    ] {
         if !wanted(row) {
             continue;
         }
@@ -358,7 +374,9 @@ fn median(runs: &[Run]) -> Run {
 }
 
 async fn run(url: &str, row: Row, n: u64) -> f64 {
-    let queue = format!("warren.bench.broker.{}", std::process::id());
+    let persistent = matches!(row, Row::Persistent(_));
+    let kind = if persistent { "durable" } else { "broker" };
+    let queue = format!("warren.bench.{kind}.{}", std::process::id());
     let producer = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
     let pch = producer.create_channel().await.expect("channel");
     let (options, arguments) = match row {
@@ -372,6 +390,9 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
                 AMQPValue::LongString(format!("{queue}.dead").into()),
             );
             (QueueDeclareOptions { durable: true, ..Default::default() }, args)
+        }
+        Row::Persistent(_) => {
+            (QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
         }
         _ => (QueueDeclareOptions::default(), FieldTable::default()),
     };
@@ -392,7 +413,7 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
         let ch = conn.create_channel().await.expect("channel");
         let no_ack = matches!(row, Row::AutoAck);
         let prefetch = match row {
-            Row::Prefetch(p) => Some(p),
+            Row::Prefetch(p) | Row::Persistent(p) => Some(p),
             Row::QuorumLimited => Some(100),
             _ => None,
         };
@@ -439,7 +460,16 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
     }
     let body = [b'x'; 64];
     let start = Instant::now();
-    let mut in_flight: FuturesUnordered<BoxFuture<lapin::Result<PublisherConfirm>>> = FuturesUnordered::new();
+    if persistent {
+        pch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    }
+    let props = if persistent {
+        BasicProperties::default().with_delivery_mode(2)
+    } else {
+        BasicProperties::default()
+    };
+    // Persistent rows wait for each confirm (a nack fails the run), the others for the write.
+    let mut in_flight: FuturesUnordered<BoxFuture<lapin::Result<()>>> = FuturesUnordered::new();
     for _ in 0..n {
         if in_flight.len() >= WINDOW {
             in_flight.next().await.expect("in flight").expect("publish");
@@ -449,9 +479,17 @@ async fn run(url: &str, row: Row, n: u64) -> f64 {
             queue.as_str().into(),
             BasicPublishOptions::default(),
             &body,
-            BasicProperties::default(),
+            props.clone(),
         );
-        in_flight.push(publish.boxed());
+        in_flight.push(if persistent {
+            async move {
+                assert!(publish.await?.await?.is_ack(), "a persistent task was nacked");
+                Ok(())
+            }
+            .boxed()
+        } else {
+            publish.map(|r| r.map(drop)).boxed()
+        });
     }
     while let Some(r) = in_flight.next().await {
         r.expect("publish");

@@ -203,6 +203,11 @@ pub struct BrokerArgs {
     /// consumer_timeout does; "off" for none [default: 30m].
     #[arg(long, value_name = "DURATION", value_parser = parse_consumer_timeout)]
     pub consumer_timeout: Option<ConsumerTimeout>,
+
+    /// Keep durable queues and exchanges, their bindings and persistent messages in DIR and
+    /// recover them at start [default: in memory, nothing survives].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// A checked --consumer-timeout: `None` is "off".

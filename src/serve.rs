@@ -32,7 +32,7 @@ pub fn config(args: &BrokerArgs) -> Result<(BrokerConfig, bool), String> {
     if let Some(t) = args.consumer_timeout {
         limits.consumer_timeout = t.0;
     }
-    Ok((BrokerConfig { listen: addr, users, limits }, explicit))
+    Ok((BrokerConfig { listen: addr, users, limits, data_dir: args.data_dir.clone() }, explicit))
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -54,6 +54,8 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
             {
                 cfg.listen.set_port(cfg.listen.port() + 1);
             }
+            // The data directory's own one line (it names the file).
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<broker::StoreError>()) => return Err(e.to_string()),
             Err(e) => return Err(format!("cannot listen on {}: {e}", cfg.listen)),
         }
     };
@@ -70,8 +72,13 @@ pub async fn run(args: BrokerArgs) -> Result<(), String> {
     if let Some(line) = room_line(running.open_files, cfg.limits.max_connections) {
         crate::out::line(line);
     }
+    // On the listening line (the lines around it are read by supervisors and tests).
+    let kept = match &cfg.data_dir {
+        Some(dir) => format!("durable queues and persistent messages kept in {}", dir.display()),
+        None => "in memory: nothing survives a restart (see --data-dir)".to_string(),
+    };
     crate::out::line(format!(
-        "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it",
+        "warren broker listening on {} — connect with amqp://{user}:{shown}@{}/%2f ; Ctrl-C stops it; {kept}",
         running.addr, running.addr
     ));
     let stop = running.stopper();
@@ -106,6 +113,7 @@ mod tests {
             user: user.map(str::to_string),
             password: user.map(|_| "pw".to_string()),
             consumer_timeout: None,
+            data_dir: None,
         }
     }
 

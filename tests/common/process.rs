@@ -183,9 +183,16 @@ pub struct WarrenBroker {
 
 impl WarrenBroker {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `warren broker` with these flags besides --listen (e.g. --data-dir DIR).
+    pub fn start_with(extra: &[&str]) -> Self {
         let mut process = Watched::spawn(
             "warren broker",
-            Command::new(env!("CARGO_BIN_EXE_warren")).args(["broker", "--listen", "127.0.0.1:0"]),
+            Command::new(env!("CARGO_BIN_EXE_warren"))
+                .args(["broker", "--listen", "127.0.0.1:0"])
+                .args(extra),
         );
         // A line on the open-files room comes first.
         let line = process
@@ -201,6 +208,12 @@ impl WarrenBroker {
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// SIGKILL, as a crash or a power cut would stop it, and reap it.
+    pub fn kill(mut self) {
+        self.process.signal(libc::SIGKILL);
+        let _ = self.process.wait_exit(Duration::from_secs(10));
     }
 
     /// SIGTERM, then the broker must say it stopped and exit 0.

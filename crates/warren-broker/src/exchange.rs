@@ -60,6 +60,11 @@ impl Binding {
         Self { queue: queue.to_string(), key: key.to_string(), args: Box::default(), headers: None, held: 0 }
     }
 
+    /// Its arguments as the wire encodes them (empty for none).
+    pub fn args(&self) -> &[u8] {
+        &self.args
+    }
+
     /// A binding to an exchange of `kind` with these arguments; a headers exchange checks
     /// `x-match` as RabbitMQ does.
     pub fn with_args(queue: &str, key: &str, kind: Kind, args: &FieldTable) -> Result<Self, AmqpError> {

@@ -28,6 +28,7 @@ pub mod fuzzing;
 mod headers;
 mod memory;
 mod queue;
+mod store;
 mod writer;
 
 use std::net::SocketAddr;
@@ -78,6 +79,9 @@ pub struct Limits {
     /// RabbitMQ's `consumer_timeout` does (default 30 minutes); queues and consumers may set
     /// their own (`x-consumer-timeout`). `None`: no timeout.
     pub consumer_timeout: Option<std::time::Duration>,
+    /// With a data directory: its log is compacted (rewritten with only what is live) once it
+    /// has grown by this much, or by its live size if that is more.
+    pub log_compact_bytes: u64,
 }
 
 impl Default for Limits {
@@ -97,6 +101,7 @@ impl Default for Limits {
             max_handshaking: 64,
             heartbeat: 60,
             consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
+            log_compact_bytes: 64 << 20,
         }
     }
 }
@@ -109,7 +114,13 @@ pub struct BrokerConfig {
     /// Accepted users; `guest` is accepted only from loopback, as in RabbitMQ.
     pub users: Vec<(String, String)>,
     pub limits: Limits,
+    /// Where durable exchanges and queues, their bindings and persistent messages are kept
+    /// and recovered from at start (created if missing; one broker at a time: it is locked).
+    /// `None`: everything is in memory and nothing survives the broker.
+    pub data_dir: Option<std::path::PathBuf>,
 }
+
+pub use store::StoreError;
 
 impl BrokerConfig {
     /// guest/guest on 127.0.0.1, any free port.
@@ -118,6 +129,7 @@ impl BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             users: vec![("guest".into(), "guest".into())],
             limits: Limits::default(),
+            data_dir: None,
         }
     }
 }
@@ -132,6 +144,7 @@ pub struct RunningBroker {
     pub open_files: Option<fds::OpenFiles>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    journal: Option<Arc<store::Journal>>,
 }
 
 impl RunningBroker {
@@ -144,9 +157,11 @@ impl RunningBroker {
     /// Stop accepting connections and close the open ones (320 CONNECTION_FORCED, as RabbitMQ
     /// says at shutdown); returns once the listener is closed, while the connections finish
     /// closing in their own tasks.
+    /// With a data directory, what is pending is written and the directory's lock released
+    /// before it returns: a broker started next on the same directory finds everything.
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        self.wait().await;
     }
 
     /// A token that stops the broker when cancelled (e.g. by a signal handler).
@@ -157,6 +172,9 @@ impl RunningBroker {
     /// Wait until the broker stops (after [`RunningBroker::stopper`] is cancelled).
     pub async fn wait(self) {
         let _ = self.task.await;
+        if let Some(j) = self.journal {
+            let _ = tokio::task::spawn_blocking(move || j.close()).await;
+        }
     }
 }
 
@@ -210,7 +228,12 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let core = Arc::new(Mutex::new(Core::new(cfg.limits.clone())));
+    let mut core = Core::new(cfg.limits.clone());
+    let journal = match &cfg.data_dir {
+        Some(dir) => Some(store::restore(&mut core, dir, cfg.limits.log_compact_bytes).await?),
+        None => None,
+    };
+    let core = Arc::new(Mutex::new(core));
     let cfg = Arc::new(cfg);
     // Spares first, so that the room reported counts them as taken.
     let reserve = fds::Reserve::new();
@@ -218,7 +241,7 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let limit = open_files.map(|o| o.limit);
     tokio::spawn(timer_task(Arc::clone(&core), stop.clone()));
     let task = tokio::spawn(accept::run(listener, core, cfg, stop.clone(), reserve, limit));
-    Ok(RunningBroker { addr, open_files, stop, task })
+    Ok(RunningBroker { addr, open_files, stop, task, journal })
 }
 
 /// Runs the core's timers (TTL, queue expiry, consumer timeouts) when they are due.

@@ -158,13 +158,18 @@ impl Session<'_> {
             body: msg.body.clone(),
             held: msg.held,
         });
-        let routed = {
+        let (routed, synced) = {
             let mut core = lock(&self.conn.core);
             // From here the message is charged as a message (if a queue takes it).
             core.release(inc.charged);
-            core.publish(msg)
+            let routed = core.publish(msg);
+            // A persistent message in a durable queue is confirmed once it is on disk; asked
+            // under the same lock, so the sync that writes it also sends its confirm.
+            let synced = confirm && routed == Ok(true) && core.confirm_after_sync(&self.out, ch, seq);
+            (routed, synced)
         };
         match routed {
+            Ok(true) if synced => return Ok(()),
             Ok(true) => {}
             Ok(false) => {
                 if let Some(m) = returned {

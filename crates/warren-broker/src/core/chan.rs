@@ -3,7 +3,7 @@
 use super::*;
 
 /// A delivery the client has not acked yet.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Unacked {
     pub(super) queue: String,
     pub(super) ready: Ready,
@@ -74,6 +74,9 @@ impl Chan {
         // Quorum queues tell how often a message was delivered before (x-delivery-count).
         let delivery_count = (quorum && r.deliveries > 0).then_some(r.deliveries);
         r.deliveries += 1;
+        if let Some(t) = r.stored.as_mut().filter(|_| !no_ack) {
+            t.delivered();
+        }
         let handed =
             Handed { delivery_tag, msg: Arc::clone(&r.msg), redelivered: r.redelivered, delivery_count };
         if !no_ack {

@@ -70,9 +70,11 @@ impl Core {
         if targets.is_empty() || self.held_bytes() + msg.held * targets.len() > self.limits.max_held_bytes {
             return;
         }
+        // A dead letter the log cannot take is dropped like one no queue takes.
+        let Ok(mut persist) = self.persist(&msg) else { return };
         let msg = Arc::new(msg);
         for t in targets {
-            self.enqueue_one(&t, &msg, None);
+            self.enqueue_one(&t, &msg, None, persist.as_mut());
         }
     }
 }

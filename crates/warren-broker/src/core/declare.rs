@@ -1,6 +1,7 @@
 //! Exchanges and queues: declare, bind, purge, delete.
 
 use super::*;
+use crate::store::Record;
 
 impl Core {
     // ---- exchanges ----
@@ -60,6 +61,14 @@ impl Core {
             return Err(full(self.limits.max_exchanges, "exchanges", "delete some"));
         }
         self.exchanges.insert(name.to_string(), Exchange::new(k, durable, auto_delete, internal));
+        if durable {
+            self.record(|| Record::Exchange {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                auto_delete,
+                internal,
+            });
+        }
         Ok(())
     }
 
@@ -73,6 +82,9 @@ impl Core {
             return Err(err(406, format!("PRECONDITION_FAILED - exchange '{name}' in vhost '/' in use")));
         }
         self.held_bytes -= x.held();
+        if x.durable {
+            self.record(|| Record::ExchangeDeleted { name: name.to_string() });
+        }
         self.exchanges.remove(name);
         Ok(())
     }
@@ -164,6 +176,9 @@ impl Core {
         self.held_bytes += held;
         let owner = exclusive.then_some(conn);
         self.queues.insert(name.clone(), Queue::new(durable, owner, auto_delete, args));
+        if durable && !exclusive {
+            self.durable_queue(&name, auto_delete, arguments);
+        }
         self.queue_used(&name);
         Ok((name, 0, 0))
     }
@@ -184,7 +199,9 @@ impl Core {
         self.queue_for(conn, queue)?;
         let Some(x) = self.exchanges.get(exchange) else { return Err(not_found_exchange(exchange)) };
         let b = Binding::with_args(queue, key, x.kind, arguments)?;
-        if bind && !x.bindings.contains(&b) {
+        let kept = self.store.is_some() && x.durable && self.queues[queue].store_id.is_some();
+        let present = x.bindings.contains(&b);
+        if bind && !present {
             if self.binding_count() >= self.limits.max_bindings {
                 return Err(full(self.limits.max_bindings, "bindings", "unbind some"));
             }
@@ -197,6 +214,18 @@ impl Core {
                 ));
             }
             self.held_bytes += b.held();
+        }
+        if kept && bind != present {
+            let (exchange, qid, key, args) = (
+                exchange.to_string(),
+                self.queues[queue].store_id.expect("kept"),
+                key.to_string(),
+                b.args().to_vec(),
+            );
+            self.record(|| match bind {
+                true => Record::Bind { exchange, qid, key, args },
+                false => Record::Unbind { exchange, qid, key, args },
+            });
         }
         let x = self.exchanges.get_mut(exchange).expect("looked up above");
         if bind {
@@ -242,6 +271,9 @@ impl Core {
     /// Remove a queue, its bindings and its consumers (told with basic.cancel).
     pub(super) fn delete_queue_now(&mut self, name: &str) -> u32 {
         let Some(mut q) = self.queues.remove(name) else { return 0 };
+        if let Some(qid) = q.store_id {
+            self.record(|| Record::QueueDeleted { qid });
+        }
         let (n, bytes) = q.ready.purge();
         self.held_bytes -= bytes + q.args.held();
         let mut freed = 0;

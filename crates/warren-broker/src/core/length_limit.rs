@@ -35,7 +35,14 @@ impl Core {
         if q.args.overflow == Overflow::RejectPublishDlx {
             // Charged as if enqueued, so that dead_letter gives it back.
             self.held_bytes += msg.held;
-            let r = Ready { seq: 0, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires: None };
+            let r = Ready {
+                seq: 0,
+                msg: Arc::clone(msg),
+                redelivered: false,
+                deliveries: 0,
+                expires: None,
+                stored: None,
+            };
             self.dead_letter(queue, r, Reason::Maxlen);
         }
         true

@@ -19,9 +19,11 @@ mod dead_letter;
 mod declare;
 mod expiry;
 mod length_limit;
+mod persist;
 mod publish;
 mod reply_to;
 mod settle;
+mod snapshot;
 mod timers;
 
 use chan::{Chan, ConsumerState, Unacked};
@@ -71,6 +73,12 @@ pub struct Core {
     clock: Option<tokio::time::Instant>,
     /// Consumer-timeout timers in `timers` that will find nothing to do (consumer_timeout.rs).
     stale_timers: usize,
+    /// The data directory's journal, if the broker has one (persist.rs).
+    store: Option<Arc<crate::store::Journal>>,
+    next_qid: u32,
+    next_mid: u64,
+    /// The last publish wrote a message to the journal: its confirm waits for the sync.
+    stored_last: bool,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -119,6 +127,10 @@ impl Core {
             dead_lettering: false,
             clock: None,
             stale_timers: 0,
+            store: None,
+            next_qid: 0,
+            next_mid: 0,
+            stored_last: false,
         }
     }
 

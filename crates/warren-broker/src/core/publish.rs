@@ -7,6 +7,12 @@ impl Core {
     /// Route a message published to its exchange with its routing key. `Ok(false)`: it reached
     /// no queue.
     pub fn publish(&mut self, msg: Message) -> Result<bool, AmqpError> {
+        self.stored_last = false;
+        // Compacted here, where every kept message is in a queue or a channel: deeper down
+        // (a dead letter while a channel's unacked are requeued) some are in flight.
+        if self.store.as_ref().is_some_and(|j| j.wants_compaction()) {
+            self.compact_store();
+        }
         // Checked before routing, as RabbitMQ does: an unroutable message with a bad
         // expiration is refused too.
         let expiration = match msg.properties.expiration() {
@@ -57,11 +63,18 @@ impl Core {
         if self.held_bytes() + size > self.limits.max_held_bytes {
             return Err(held_full(self.limits.max_held_bytes));
         }
+        let mut persist = self.persist(&msg)?;
         let msg = Arc::new(msg);
+        let p = persist.as_mut();
         let taken = match targets {
             // Every queue gets its copy, whichever refused it: no short-circuit.
-            Some(names) => names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration)).count() == 0,
-            None => self.enqueue_one(msg.routing_key.as_str(), &msg, expiration),
+            Some(names) => {
+                let mut p = p;
+                let refused =
+                    names.iter().filter(|name| !self.enqueue_one(name, &msg, expiration, p.as_deref_mut()));
+                refused.count() == 0
+            }
+            None => self.enqueue_one(msg.routing_key.as_str(), &msg, expiration, p),
         };
         if !taken {
             // Some queue refused it (x-overflow reject-publish): nacked under confirms.
@@ -73,14 +86,22 @@ impl Core {
     /// Put a message in an existing queue and dispatch; false if the queue refused it
     /// (x-overflow reject-publish). The queue is looked up once; one without TTL or limits pays
     /// a few checks for them.
-    pub(super) fn enqueue_one(&mut self, queue: &str, msg: &Arc<Message>, expiration: Option<u64>) -> bool {
+    pub(super) fn enqueue_one(
+        &mut self,
+        queue: &str,
+        msg: &Arc<Message>,
+        expiration: Option<u64>,
+        persist: Option<&mut persist::Persist>,
+    ) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
+        // Its own lookup, only for a persistent message with a data directory.
+        let stored = persist.and_then(|p| self.ticket(queue, msg, p));
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
         if length_limit::limited(q) {
-            return self.enqueue_limited(queue, msg, expiration, seq);
+            return self.enqueue_limited(queue, msg, expiration, seq, stored);
         }
-        let now = push_ready(q, seq, msg, expiration);
+        let now = push_ready(q, seq, msg, expiration, stored);
         self.held_bytes += msg.held;
         self.dispatch_arrived(queue, now);
         true
@@ -93,12 +114,14 @@ impl Core {
         msg: &Arc<Message>,
         expiration: Option<u64>,
         seq: u64,
+        stored: Option<Box<crate::store::Ticket>>,
     ) -> bool {
+        // A refused message's ticket is dropped with it: its records say it left at once.
         if self.refuses(queue, msg) {
             return false;
         }
         let q = self.queues.get_mut(queue).expect("routed to an existing queue");
-        let now = push_ready(q, seq, msg, expiration);
+        let now = push_ready(q, seq, msg, expiration, stored);
         self.held_bytes += msg.held;
         self.drop_head(queue);
         self.dispatch_arrived(queue, now);
@@ -175,9 +198,10 @@ fn push_ready(
     seq: u64,
     msg: &Arc<Message>,
     expiration: Option<u64>,
+    stored: Option<Box<crate::store::Ticket>>,
 ) -> Option<tokio::time::Instant> {
     let now = (q.args.message_ttl.is_some() || expiration.is_some()).then(tokio::time::Instant::now);
     let expires = now.and_then(|now| Core::expiry_for(q, expiration, now));
-    q.ready.push(Ready { seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires });
+    q.ready.push(Ready { seq, msg: Arc::clone(msg), redelivered: false, deliveries: 0, expires, stored });
     now
 }

@@ -30,6 +30,10 @@ pub struct Queue {
     /// Counts uses (declare, consume, get, last consumer gone) for x-expires: a timer set at a
     /// use applies only if no use came after it.
     pub uses: u64,
+    /// Its id in the data directory's log, if it is kept there (durable, not exclusive).
+    pub store_id: Option<u32>,
+    /// Its arguments as declared, kept for the log's compaction (only with a `store_id`).
+    pub stored_args: amq_protocol::types::FieldTable,
 }
 
 impl Queue {
@@ -45,6 +49,8 @@ impl Queue {
             had_consumers: false,
             head_timer: None,
             uses: 0,
+            store_id: None,
+            stored_args: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::Message;
 
 /// A ready message. `seq` is its place in publish order, kept so that a requeued message goes
 /// back where it was.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Ready {
     pub seq: u64,
     pub msg: Arc<Message>,
@@ -21,6 +21,9 @@ pub struct Ready {
     /// When it expires (x-message-ttl or its `expiration`, the sooner), fixed when it was
     /// enqueued: a requeued message keeps it.
     pub expires: Option<Instant>,
+    /// Its place in the data directory's log (a persistent message in a durable queue): when
+    /// the message leaves the queue for good, dropping it records that.
+    pub stored: Option<Box<crate::store::Ticket>>,
 }
 
 #[derive(Debug)]
@@ -132,7 +135,6 @@ impl ReadyStore {
     }
 
     /// Ready messages in delivery order.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn iter(&self) -> impl Iterator<Item = &Ready> {
         self.levels.iter().rev().flatten()
     }
@@ -150,7 +152,7 @@ mod tests {
             p = p.with_priority(n);
         }
         let m = Message::new("".into(), "q".into(), p, vec![0; 3]);
-        Ready { seq, msg: Arc::new(m), redelivered: false, deliveries: 0, expires: None }
+        Ready { seq, msg: Arc::new(m), redelivered: false, deliveries: 0, expires: None, stored: None }
     }
 
     fn order(s: &ReadyStore) -> Vec<(u64, bool)> {
