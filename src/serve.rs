@@ -32,7 +32,7 @@ pub fn config(args: &BrokerArgs) -> Result<(BrokerConfig, bool), String> {
     if let Some(t) = args.consumer_timeout {
         limits.consumer_timeout = t.0;
     }
-    Ok((BrokerConfig { listen: addr, users, limits }, explicit))
+    Ok((BrokerConfig { listen: addr, users, limits, ..BrokerConfig::local() }, explicit))
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {

@@ -156,6 +156,7 @@ async fn a_silent_consumer_is_dropped_after_two_heartbeats_and_its_task_requeued
         listen: ([127, 0, 0, 1], 0).into(),
         users: vec![("guest".into(), "guest".into())],
         limits: Limits { heartbeat: HEARTBEAT, ..Default::default() },
+        ..BrokerConfig::local()
     };
     let running = broker::start(cfg).await.expect("broker starts");
     let url = running.url("guest", "guest");

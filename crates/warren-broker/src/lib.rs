@@ -109,6 +109,8 @@ pub struct BrokerConfig {
     /// Accepted users; `guest` is accepted only from loopback, as in RabbitMQ.
     pub users: Vec<(String, String)>,
     pub limits: Limits,
+    /// Where durable state is kept; None keeps everything in memory.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl BrokerConfig {
@@ -118,6 +120,7 @@ impl BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             users: vec![("guest".into(), "guest".into())],
             limits: Limits::default(),
+            data_dir: None,
         }
     }
 }
