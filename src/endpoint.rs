@@ -24,13 +24,13 @@ impl Endpoint {
     pub async fn resolve(target: &Target) -> Result<Endpoint, String> {
         match target {
             Target::Url(uri) => Ok(Endpoint { uri: uri.clone(), embedded: None, data: None }),
-            Target::Embedded => start_embedded().await,
+            Target::Embedded(dir) => start_embedded(dir.as_deref()).await,
             Target::Auto => {
                 if probe("127.0.0.1", 5672, LOCAL_PROBE).await.is_ok() {
                     let uri = DEFAULT_URL.parse().expect("the default URL parses");
                     Ok(Endpoint { uri, embedded: None, data: None })
                 } else {
-                    start_embedded().await
+                    start_embedded(None).await
                 }
             }
         }
@@ -54,7 +54,7 @@ impl Endpoint {
         old.stop().await;
         let cfg = BrokerConfig {
             listen,
-            data_dir: self.data.as_ref().map(|d| d.0.clone()),
+            data_dir: self.data.as_ref().map(|d| d.path.clone()),
             ..BrokerConfig::local()
         };
         // The old listener is closed by now; the port may still be settling for a moment.
@@ -77,10 +77,17 @@ impl Endpoint {
 const RESTART_TRIES: u32 = 20;
 const RESTART_RETRY: Duration = Duration::from_millis(100);
 
-async fn start_embedded() -> Result<Endpoint, String> {
-    let data =
-        RunDir::create().map_err(|e| format!("cannot create the embedded broker's data directory: {e}"))?;
-    let cfg = BrokerConfig { data_dir: Some(data.0.clone()), ..BrokerConfig::local() };
+async fn start_embedded(given: Option<&std::path::Path>) -> Result<Endpoint, String> {
+    let data = match given {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("--data-dir {}: cannot create it: {e}", dir.display()))?;
+            RunDir { path: dir.to_path_buf(), remove: false }
+        }
+        None => RunDir::create()
+            .map_err(|e| format!("cannot create the embedded broker's data directory: {e}"))?,
+    };
+    let cfg = BrokerConfig { data_dir: Some(data.path.clone()), ..BrokerConfig::local() };
     let running = broker::start(cfg)
         .await
         .map_err(|e| format!("cannot start the embedded broker on 127.0.0.1: {e}"))?;
@@ -89,8 +96,12 @@ async fn start_embedded() -> Result<Endpoint, String> {
     Ok(Endpoint { uri, embedded: Some(running), data: Some(data) })
 }
 
-/// A data directory of this run's own, under the system's temp directory, removed on drop.
-struct RunDir(std::path::PathBuf);
+/// The embedded broker's data directory: the user's (kept), or one of this run's own under
+/// the system's temp directory (removed on drop).
+struct RunDir {
+    path: std::path::PathBuf,
+    remove: bool,
+}
 
 impl RunDir {
     fn create() -> std::io::Result<RunDir> {
@@ -99,12 +110,14 @@ impl RunDir {
             .map_or(0, |d| d.subsec_nanos());
         let path = std::env::temp_dir().join(format!("warren-broker-{}-{nanos:x}", std::process::id()));
         std::fs::create_dir(&path)?;
-        Ok(RunDir(path))
+        Ok(RunDir { path, remove: true })
     }
 }
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }

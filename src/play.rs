@@ -35,7 +35,7 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
     let headless = args.output.headless(0)?;
     let cfg = Config {
-        target: target(args.target.url.as_deref(), args.target.broker)?,
+        target: target(&args.target)?,
         queue: (args.queue.clone().or_else(|| scenario.queue.clone()))
             .unwrap_or_else(|| "warren.lesson".into()),
         // Durable unless the lesson says `transient = true` (a quorum queue always is: the
