@@ -175,7 +175,7 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
 
 /// A lesson that restarts the broker cannot be played on one warren does not run: refused
 /// before it starts rather than played without its point.
-fn restart_refused(scenario: &Scenario, app: &App) -> Option<String> {
+pub(crate) fn restart_refused(scenario: &Scenario, app: &App) -> Option<String> {
     let step =
         scenario.steps.iter().position(|s| s.action == Some(crate::scenario::Action::RestartBroker))?;
     let broker = app.broker.as_ref().filter(|b| b.product != crate::broker::PRODUCT)?;

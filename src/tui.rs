@@ -109,6 +109,12 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
         app.update(Msg::Event(crate::app::Event::Error(text)), now);
     }
 
+    if let Some(why) = scenario.as_ref().and_then(|s| play::restart_refused(s, &app)) {
+        drop(events);
+        engine.shutdown().await;
+        endpoint.stop().await;
+        return Err(why);
+    }
     let mut player = scenario.as_ref().map(|s| Player::new(s, Instant::now()));
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
