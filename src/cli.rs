@@ -128,6 +128,11 @@ pub struct TargetArgs {
     /// AMQP_URL is set.
     #[arg(long, value_enum)]
     pub broker: Option<BrokerArg>,
+
+    /// The embedded broker keeps its data in DIR (kept after exit); by default a directory of
+    /// its own for the run, removed at exit. Implies the embedded broker.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Terminal or not, and what to write: the flags `warren` and `warren play` share.
@@ -255,7 +260,8 @@ pub enum Target {
     Url(AMQPUri),
     /// The local RabbitMQ if it answers quickly, else the embedded broker.
     Auto,
-    Embedded,
+    /// With the data directory the user gave, if any.
+    Embedded(Option<std::path::PathBuf>),
 }
 
 /// Everything warren needs to run, validated.
@@ -301,7 +307,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Cli {
     /// Check every value; the error is one line that says what to change.
     pub fn into_config(self) -> Result<Config, String> {
-        let target = target(self.target.url.as_deref(), self.target.broker)?;
+        let target = target(&self.target)?;
         if self.consumers == 0 || self.consumers > MAX_CONSUMERS {
             return Err(format!("--consumers {} is out of range: give 1 to {MAX_CONSUMERS}", self.consumers));
         }
@@ -372,10 +378,22 @@ impl Cli {
 }
 
 /// --url names an external broker; else --broker embedded; else look for a local RabbitMQ.
-pub fn target(url: Option<&str>, broker: Option<BrokerArg>) -> Result<Target, String> {
+pub fn target(args: &TargetArgs) -> Result<Target, String> {
+    let (url, broker) = (args.url.as_deref(), args.broker);
+    if let Some(dir) = &args.data_dir {
+        // A data directory is the embedded broker's: not accepted and then ignored elsewhere.
+        if url.is_some() && broker.is_none() {
+            return Err(format!(
+                "--data-dir {} is for warren's embedded broker, but --url (or AMQP_URL) names \
+                 another: drop one, or add --broker embedded",
+                dir.display()
+            ));
+        }
+        return Ok(Target::Embedded(Some(dir.clone())));
+    }
     Ok(match (url, broker) {
         // Asked for by name, it wins: AMQP_URL may be set in the environment for other tools.
-        (_, Some(BrokerArg::Embedded)) => Target::Embedded,
+        (_, Some(BrokerArg::Embedded)) => Target::Embedded(None),
         (Some(url), None) => Target::Url(parse_url(url)?),
         (None, None) => Target::Auto,
     })

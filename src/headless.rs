@@ -27,6 +27,8 @@ pub struct Driver {
     /// Received but not yet applied, newest first (so `pop` takes the oldest).
     buf: Vec<Event>,
     batches: Vec<Vec<Event>>,
+    /// The queue is durable and the tasks persistent (what a broker restart keeps).
+    durable: bool,
 }
 
 impl Driver {
@@ -53,6 +55,7 @@ impl Driver {
             events,
             buf: Vec::with_capacity(1024),
             batches: Vec::new(),
+            durable: cfg.durable,
         };
         driver
             .wait_until(Duration::from_secs(30), |app| {
@@ -62,9 +65,14 @@ impl Driver {
         Ok(driver)
     }
 
-    /// Hand a command to the workload.
-    pub fn send(&self, cmd: crate::app::Command) {
-        self.engine.send(cmd);
+    /// Hand a command to the workload (a broker restart is done here: the driver owns it).
+    pub async fn send(&mut self, cmd: crate::app::Command) {
+        match cmd {
+            crate::app::Command::RestartBroker => {
+                restart_broker(&mut self.endpoint, &mut self.app, self.durable).await;
+            }
+            cmd => self.engine.send(cmd),
+        }
     }
 
     /// Apply an action as if the user pressed its key.
@@ -124,6 +132,16 @@ impl Driver {
         self.engine.shutdown().await;
         self.endpoint.stop().await;
     }
+}
+
+/// Restart the embedded broker (`B`, a lesson's `restart_broker` step) and tell the app how
+/// it went; the workload's actors see their connections drop and reconnect by themselves.
+pub async fn restart_broker(endpoint: &mut Endpoint, app: &mut App, durable: bool) {
+    let event = match endpoint.restart().await {
+        Ok(()) => Event::BrokerRestarted { durable },
+        Err(e) => Event::Error(e),
+    };
+    app.update(Msg::Event(event), Instant::now());
 }
 
 pub fn workload_config(cfg: &Config, endpoint: &Endpoint) -> WorkloadConfig {
@@ -386,7 +404,7 @@ impl Summary {
             Mode::Fair => format!("fair (manual ack, prefetch {})", self.prefetch),
         };
         let broker = if self.broker.product == crate::broker::PRODUCT {
-            format!("embedded warren broker (in memory) at {}", self.broker.endpoint)
+            format!("embedded warren broker at {}", self.broker.endpoint)
         } else {
             format!("{} {} at {}", self.broker.product, self.broker.version, self.broker.endpoint)
         };

@@ -23,6 +23,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("x", "remove selected / crashed pane"),
     ("k", "kill selected (no acks)"),
     ("s", "restart a crashed consumer"),
+    ("B", "restart embedded broker"),
     ("t", "timeline: where each task ran"),
     ("z", "zoom: selected consumer in full"),
     ("d", "details: producer, distribution, ledger"),
@@ -61,6 +62,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('x') => RemoveConsumer,
         KeyCode::Char('k') => KillConsumer,
         KeyCode::Char('s') => RestartConsumer,
+        KeyCode::Char('B') => RestartBroker,
         KeyCode::Char('t') => ToggleTimeline,
         KeyCode::Char('z') => ToggleZoom,
         KeyCode::Char('d') => ToggleDetails,
@@ -127,6 +129,7 @@ mod tests {
         (KeyCode::Char('x'), NONE, RemoveConsumer),
         (KeyCode::Char('k'), NONE, KillConsumer),
         (KeyCode::Char('s'), NONE, RestartConsumer),
+        (KeyCode::Char('B'), SHIFT, RestartBroker),
         (KeyCode::Char('t'), NONE, ToggleTimeline),
         (KeyCode::Char('z'), NONE, ToggleZoom),
         (KeyCode::Char('d'), NONE, ToggleDetails),
@@ -187,7 +190,7 @@ mod tests {
         assert_eq!(HELP.len(), actions.len() - shared + 1);
         let labels: std::collections::HashSet<_> = HELP.iter().map(|h| h.0).collect();
         assert_eq!(labels.len(), HELP.len());
-        for label in ["space", "b", "r", "m", "a", "x", "k", "s", "t", "?", "-", "Enter", "n"] {
+        for label in ["space", "b", "r", "m", "a", "x", "k", "s", "B", "t", "?", "-", "Enter", "n"] {
             assert!(labels.contains(label), "{label} missing from HELP");
         }
     }

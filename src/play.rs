@@ -35,11 +35,12 @@ pub fn prepare(args: &PlayArgs) -> Result<(Scenario, Config), String> {
     let scenario = scenario::load(&args.file)?.scaled(args.speed);
     let headless = args.output.headless(0)?;
     let cfg = Config {
-        target: target(args.target.url.as_deref(), args.target.broker)?,
+        target: target(&args.target)?,
         queue: (args.queue.clone().or_else(|| scenario.queue.clone()))
             .unwrap_or_else(|| "warren.lesson".into()),
-        // A quorum queue is always durable (RabbitMQ refuses a transient one).
-        durable: scenario.policy.queue_type == crate::policy::QueueType::Quorum,
+        // Durable unless the lesson says `transient = true` (a quorum queue always is: the
+        // scenario check refuses transient with quorum).
+        durable: !scenario.transient,
         delays: scenario.delays.clone(),
         dispatch: Dispatch { mode: scenario.mode, prefetch: scenario.prefetch },
         priorities: scenario.priorities.clone(),
@@ -111,11 +112,16 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
         s = signals.recv() => return interrupted_early(s),
     };
     let Some(mut driver) = start else { return EXIT_ERROR };
+    if let Some(why) = restart_refused(&scenario, &driver.app) {
+        eprintln!("warren: {why}");
+        driver.shutdown().await;
+        return EXIT_ERROR;
+    }
     let mut player = Player::new(&scenario, Instant::now());
     let mut ended = None;
     let finished = loop {
         for cmd in player.tick(&mut driver.app, Instant::now(), true) {
-            driver.send(cmd);
+            driver.send(cmd).await;
         }
         if player.finished() && driver.app.settled() {
             break true;
@@ -165,6 +171,22 @@ pub async fn run_headless(scenario: Scenario, cfg: Config) -> u8 {
         );
         EXIT_TIMEOUT
     }
+}
+
+/// A lesson that restarts the broker cannot be played on one warren does not run: refused
+/// before it starts rather than played without its point.
+pub(crate) fn restart_refused(scenario: &Scenario, app: &App) -> Option<String> {
+    let step =
+        scenario.steps.iter().position(|s| s.action == Some(crate::scenario::Action::RestartBroker))?;
+    let broker = app.broker.as_ref().filter(|b| b.product != crate::broker::PRODUCT)?;
+    Some(format!(
+        "step {} restarts the broker, which warren can do only to its embedded broker, not to {} {} \
+         at {}: play the lesson with --broker embedded",
+        step + 1,
+        broker.product,
+        broker.version,
+        broker.endpoint()
+    ))
 }
 
 /// The report of a lesson a signal cut short, printed before the connections close (a second

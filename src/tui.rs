@@ -13,7 +13,7 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
 use crate::app::player::Player;
-use crate::app::{Action, App, Msg};
+use crate::app::{Action, App, Command, Msg};
 use crate::cli::Config;
 use crate::endpoint::Endpoint;
 use crate::headless::{app_options, workload_config};
@@ -96,7 +96,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
             }
         }
     };
-    let (endpoint, (engine, info, notes)) = tokio::select! {
+    let (mut endpoint, (engine, info, notes)) = tokio::select! {
         connected = connect => connected?,
         s = signals.recv() => return Ok(Exit::Signal(s)),
     };
@@ -109,6 +109,12 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
         app.update(Msg::Event(crate::app::Event::Error(text)), now);
     }
 
+    if let Some(why) = scenario.as_ref().and_then(|s| play::restart_refused(s, &app)) {
+        drop(events);
+        engine.shutdown().await;
+        endpoint.stop().await;
+        return Err(why);
+    }
     let mut player = scenario.as_ref().map(|s| Player::new(s, Instant::now()));
     let title = scenario.as_ref().map(|s| s.title.clone()).unwrap_or_default();
 
@@ -170,7 +176,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                             _ => {}
                         }
                         if let Some(cmd) = app.update(Msg::Action(action), now) {
-                            engine.send(cmd);
+                            route(cmd, &engine, &mut endpoint, &mut app, cfg.durable).await;
                         }
                         // Enter pauses the App; the lesson clock stops with it, to the frame.
                         if let Some(p) = &mut player {
@@ -209,7 +215,7 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
                 app.update(Msg::Tick, now);
                 if let Some(p) = &mut player {
                     for cmd in p.tick(&mut app, now, false) {
-                        engine.send(cmd);
+                        route(cmd, &engine, &mut endpoint, &mut app, cfg.durable).await;
                     }
                     let lesson = Some(play::lesson(&title, p));
                     if app.lesson != lesson {
@@ -272,6 +278,15 @@ pub async fn run(cfg: Config, scenario: Option<Scenario>, output: &Output) -> Re
     leave_clean();
     ratatui::restore();
     term_error.map_or(Ok(exit), Err)
+}
+
+/// A command to the workload, or a broker restart, which the loop does itself: it owns the
+/// embedded broker.
+async fn route(cmd: Command, engine: &Engine, endpoint: &mut Endpoint, app: &mut App, durable: bool) {
+    match cmd {
+        Command::RestartBroker => crate::headless::restart_broker(endpoint, app, durable).await,
+        cmd => engine.send(cmd),
+    }
 }
 
 /// The label of a plain key press (a letter, a digit, F1...) that may turn out to mean nothing.

@@ -166,6 +166,7 @@ impl App {
                 }
             }
             Event::Error(text) => self.set_banner(text, now),
+            Event::BrokerRestarted { durable } => self.broker_restarted(durable, now),
         }
         if self.ledger.totals().at_broker > 0 {
             self.ring.queue_waits();
@@ -241,13 +242,23 @@ impl App {
         if now.duration_since(since) < MISSING_AFTER {
             return;
         }
+        let reason = self.restart_loss.take().unwrap_or(LossReason::Vanished);
         for &id in &ids {
-            self.ledger.lost_unheld(id, LossReason::Vanished);
-            self.lost_unheld.push((id, LossReason::Vanished));
+            self.ledger.lost_unheld(id, reason);
+            self.lost_unheld.push((id, reason));
             self.task_lost(id, now);
         }
         self.suspect_upto = None;
         self.missing_since = None;
+        if reason == LossReason::NotPersistent {
+            let text = format!(
+                "{} tasks lost, {} (a non-durable queue, delivery mode 1)",
+                ids.len(),
+                reason.describe()
+            );
+            self.set_banner(text, now);
+            return;
+        }
         self.set_banner(
             format!(
                 "{} tasks are no longer at the broker (in flight to a crashed auto-ack consumer, \

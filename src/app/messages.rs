@@ -111,6 +111,12 @@ pub enum Event {
     DispatchApplied(Dispatch),
     /// Something failed that the user should know about; shown as a banner.
     Error(String),
+    /// warren restarted its embedded broker (every connection dropped). `durable`: the queue
+    /// is durable and the tasks persistent, so they should come back; otherwise the tasks the
+    /// broker held are gone with it.
+    BrokerRestarted {
+        durable: bool,
+    },
 }
 
 /// What the user asked for (from keys or mouse).
@@ -151,6 +157,8 @@ pub enum Action {
     PlayStep,
     /// Scenario playback: start the lesson over (fresh consumers, empty queue).
     PlayRestart,
+    /// Stop the embedded broker and start it again on the same port and data directory.
+    RestartBroker,
 }
 
 /// What the app asks of the workload.
@@ -191,6 +199,8 @@ pub enum Command {
     /// Freeze (true) or unfreeze the simulated work and the stream: a consumer's task in hand
     /// keeps its remaining time, nothing is acked or started, the stream publishes nothing.
     Pause(bool),
+    /// Restart the embedded broker in-process (the event loop does it: it owns the broker).
+    RestartBroker,
     Quit,
 }
 

@@ -9,6 +9,7 @@ mod messages;
 mod model;
 pub mod player;
 mod presenter;
+mod restart;
 mod ring;
 pub mod settings;
 mod single_active;
@@ -83,6 +84,11 @@ pub struct App {
     suspect_upto: Option<TaskId>,
     /// Since when the broker has looked empty while suspect tasks are still placed there.
     missing_since: Option<Instant>,
+    /// The embedded broker was restarted with a non-durable queue since the suspects were
+    /// marked: what vanished is lost for that reason (see `restart`).
+    restart_loss: Option<LossReason>,
+    /// Embedded broker restarts so far.
+    pub broker_restarts: u32,
     last_published: TaskId,
     pub show_help: bool,
     /// The timeline replaces the consumer panes.
@@ -147,6 +153,8 @@ impl App {
             switches_in_flight: 0,
             suspect_upto: None,
             missing_since: None,
+            restart_loss: None,
+            broker_restarts: 0,
             last_published: 0,
             show_help: false,
             show_timeline: false,
@@ -404,6 +412,7 @@ impl App {
             RemoveConsumer => return self.remove_consumer(self.selected),
             KillConsumer => return self.kill_consumer(self.selected, now),
             RestartConsumer => return self.restart_consumer(self.selected),
+            RestartBroker => return self.restart_broker(now),
             ToggleHelp => self.show_help = !self.show_help,
             ToggleTimeline => {
                 self.show_timeline = !self.show_timeline;

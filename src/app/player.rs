@@ -177,6 +177,7 @@ fn apply(app: &mut App, action: &Action, now: Instant) -> Option<Command> {
         Action::Remove(c) => app.remove_consumer(*c),
         Action::Kill(c) => app.kill_consumer(*c, now),
         Action::Pause => None,
+        Action::RestartBroker => app.restart_broker(now),
     }
 }
 

@@ -14,14 +14,28 @@ fn defaults_match_the_readme() {
     assert!(matches!(c.target, Target::Auto));
     let Target::Url(uri) = cli(&["--url", DEFAULT_URL]).unwrap().target else { panic!() };
     assert_eq!(uri.authority.port, 5672);
-    assert!(matches!(cli(&["--broker", "embedded"]).unwrap().target, Target::Embedded));
+    assert!(matches!(cli(&["--broker", "embedded"]).unwrap().target, Target::Embedded(None)));
     let both = cli(&["--broker", "embedded", "--url", DEFAULT_URL]).unwrap();
-    assert!(matches!(both.target, Target::Embedded), "--broker embedded wins over a URL");
+    assert!(matches!(both.target, Target::Embedded(None)), "--broker embedded wins over a URL");
     assert_eq!(c.queue, "warren.tasks");
     assert!(c.durable);
     assert_eq!(c.delays, [1, 10, 15].map(Duration::from_secs));
     assert_eq!(c.dispatch, Dispatch { mode: Mode::RoundRobin, prefetch: 1 });
     assert!(c.headless.is_none());
+}
+
+#[test]
+fn a_data_dir_is_the_embedded_brokers_and_never_ignored() {
+    let Target::Embedded(Some(dir)) = cli(&["--data-dir", "/tmp/w"]).unwrap().target else { panic!() };
+    assert_eq!(dir, std::path::Path::new("/tmp/w"), "--data-dir implies the embedded broker");
+    let with_url = cli(&["--data-dir", "/tmp/w", "--url", DEFAULT_URL]).unwrap_err();
+    assert_eq!(
+        with_url,
+        "--data-dir /tmp/w is for warren's embedded broker, but --url (or AMQP_URL) names another: \
+         drop one, or add --broker embedded"
+    );
+    let both = cli(&["--data-dir", "/tmp/w", "--url", DEFAULT_URL, "--broker", "embedded"]).unwrap();
+    assert!(matches!(both.target, Target::Embedded(Some(_))));
 }
 
 #[test]

@@ -20,7 +20,8 @@
 //! ```
 //! Other step actions (at most one per step): `mode = "fair"`, `prefetch = 10`,
 //! `delay = { consumer = 2, to = "500ms" }`, `add = "1s"`, `remove = 2`, `kill = 1`,
-//! `pause = true` (the presenter resumes). `after = "settled"` makes a step wait until every
+//! `pause = true` (the presenter resumes), `restart_broker = true` (the embedded broker
+//! restarts in-process: what is durable and persistent comes back). `after = "settled"` makes a step wait until every
 //! task published so far is processed (or lost) before its own time starts counting.
 //!
 //! Consumer priorities and single active consumer (`priority.rs` checks them):
@@ -35,6 +36,8 @@
 //! The queue's policy, as the flags of the same names (see `policy.rs`): `queue_type = "quorum"`,
 //! `delivery_limit = 2`, `max_length = 3`, `overflow = "reject-publish"`, `task_ttl = "3s"`,
 //! `poison = [3, 7]` (task ids every consumer fails on; needs mode fair and a delivery limit).
+//! `transient = true` is `--transient`: the queue non-durable and the tasks not persistent
+//! (without it a lesson's queue is durable and its tasks persistent, as the CLI's default).
 //!
 //! `play --headless` exits 1 when tasks were lost, as a lost task is normally a failure; a
 //! lesson that loses tasks on purpose (a kill under auto-ack) says `expect_losses = true`.
@@ -69,6 +72,8 @@ pub struct Scenario {
     pub queue: Option<String>,
     /// Losing tasks is what the lesson shows: `play --headless` does not fail on it.
     pub expect_losses: bool,
+    /// As `--transient`: a non-durable queue and non-persistent tasks (default: durable).
+    pub transient: bool,
     pub steps: Vec<Step>,
     /// Queue type, limits and poison tasks.
     pub policy: crate::policy::Policy,
@@ -103,6 +108,8 @@ pub enum Action {
     Remove(usize),
     Kill(usize),
     Pause,
+    /// Restart the embedded broker in-process (the durability lesson).
+    RestartBroker,
 }
 
 impl Action {
@@ -123,6 +130,7 @@ impl Action {
             Action::Remove(c) => format!("remove C{}", c + 1),
             Action::Kill(c) => format!("kill C{}", c + 1),
             Action::Pause => "pause for the presenter".into(),
+            Action::RestartBroker => "restart the broker".into(),
         }
     }
 }
@@ -144,6 +152,8 @@ struct RawScenario {
     queue: Option<String>,
     #[serde(default)]
     expect_losses: bool,
+    #[serde(default)]
+    transient: bool,
     queue_type: Option<String>,
     delivery_limit: Option<u32>,
     max_length: Option<u32>,
@@ -178,6 +188,7 @@ struct RawStep {
     remove: Option<usize>,
     kill: Option<usize>,
     pause: Option<bool>,
+    restart_broker: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -269,6 +280,10 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
         poison: raw.poison,
     };
     let policy = policy::check(raw_policy, mode, &steps).map_err(|e| (None, e))?;
+    if raw.transient && policy.queue_type == crate::policy::QueueType::Quorum {
+        let e = "transient = true with queue_type = \"quorum\": a quorum queue is always durable";
+        return Err((None, e.into()));
+    }
     Ok(Scenario {
         policy,
         title: raw.title,
@@ -280,6 +295,7 @@ pub fn parse(text: &str) -> Result<Scenario, (Option<usize>, String)> {
         single_active: raw.single_active,
         queue: raw.queue,
         expect_losses: raw.expect_losses,
+        transient: raw.transient,
         steps,
     })
 }
@@ -366,6 +382,9 @@ fn check_step(s: &RawStep, n: usize, live: &mut Vec<bool>, last_at: &mut Duratio
 
     if s.pause == Some(true) {
         actions.push(Action::Pause);
+    }
+    if s.restart_broker == Some(true) {
+        actions.push(Action::RestartBroker);
     }
     if actions.len() > 1 {
         return Err(format!(

@@ -140,3 +140,19 @@ fn load_prefixes_the_file_name() {
     let err = load(Path::new("/nonexistent/lesson.toml")).unwrap_err();
     assert!(err.starts_with("/nonexistent/lesson.toml: cannot read it"), "{err}");
 }
+
+#[test]
+fn a_broker_restart_step_and_the_transient_key() {
+    let text = GOOD.replace("kill = 2", "restart_broker = true");
+    let s = parse(&text).unwrap();
+    assert_eq!(s.steps[2].action, Some(Action::RestartBroker));
+    assert_eq!(Action::RestartBroker.describe(), "restart the broker");
+    assert!(!s.transient, "a lesson's queue is durable unless it says otherwise");
+    assert!(parse(&text.replacen("mode", "transient = true\nmode", 1)).unwrap().transient);
+    let quorum = text.replacen("mode", "transient = true\nqueue_type = \"quorum\"\nmode", 1);
+    let (_, e) = parse(&quorum).unwrap_err();
+    assert_eq!(e, "transient = true with queue_type = \"quorum\": a quorum queue is always durable");
+    let (line, e) = parse(&GOOD.replace("kill = 2", "kill = 2\nrestart_broker = true")).unwrap_err();
+    assert_eq!(line, Some(15), "the step's line");
+    assert!(e.contains("step 3 has 2 actions (kill C2, restart the broker)"), "{e}");
+}

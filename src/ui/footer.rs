@@ -26,15 +26,25 @@ const MAIN: &[(&str, &str)] = &[
 /// Always shown, at the right.
 const ALWAYS: &[(&str, &str)] = &[("?", "help"), ("q", "quit")];
 
-pub fn render(frame: &mut Frame, area: Rect) {
+/// Only warren's own broker can be restarted (the durability lesson): after `k kill`. One word,
+/// so that it fits at 80 columns; the help says "restart embedded broker".
+const RESTART: (&str, &str) = ("B", "restart");
+
+/// `embedded`: the broker is warren's own, so `B` (restart it) applies and is shown.
+pub fn render(frame: &mut Frame, area: Rect, embedded: bool) {
     let right = keys(ALWAYS);
     let [left_area, right_area] = split(area);
-    let fit = MAIN.iter().scan(0, |used, pair| {
+    let mut main = MAIN.to_vec();
+    if embedded {
+        let after_kill = main.iter().position(|(k, _)| *k == "k").map_or(main.len(), |i| i + 1);
+        main.insert(after_kill, RESTART);
+    }
+    let fit = main.iter().scan(0, |used, pair| {
         *used += keys(&[*pair]).width();
         Some(*used)
     });
     let shown = fit.take_while(|&used| used <= usize::from(left_area.width)).count();
-    frame.render_widget(Paragraph::new(keys(&MAIN[..shown])), left_area);
+    frame.render_widget(Paragraph::new(keys(&main[..shown])), left_area);
     frame.render_widget(Paragraph::new(right), right_area);
 }
 

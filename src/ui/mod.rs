@@ -65,7 +65,8 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) {
     if let Some(side) = screen.side {
         panels(frame, side, app);
     }
-    footer::render(frame, screen.footer);
+    let embedded = app.broker.as_ref().is_some_and(|b| b.product == crate::broker::PRODUCT);
+    footer::render(frame, screen.footer, embedded);
     if app.show_help {
         help::render(frame, area);
     }

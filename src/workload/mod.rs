@@ -347,6 +347,8 @@ impl Supervisor {
                         let _ = h.commands.send(ConsumerCmd::Pause(paused));
                     }
                 }
+                // The event loop restarts the broker itself (it owns it); nothing to do here.
+                Command::RestartBroker => {}
                 Command::Quit => break,
             }
         }

@@ -48,6 +48,8 @@ pub enum LossReason {
     /// The broker no longer had it after a crash or a reconnect: in flight to an auto-ack
     /// consumer that died, in a non-durable queue of a restarted broker, or never arrived.
     Vanished,
+    /// A non-durable queue or a transient task: the broker restarted and kept nothing of it.
+    NotPersistent,
 }
 
 impl LossReason {
@@ -56,6 +58,7 @@ impl LossReason {
             LossReason::KilledUnderAutoAck => "consumer killed under auto-ack",
             LossReason::PublishFailed => "publish refused or failed",
             LossReason::Vanished => "gone from the broker (crash/reconnect)",
+            LossReason::NotPersistent => "not persistent: gone with the broker restart",
         }
     }
 }
