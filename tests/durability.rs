@@ -33,18 +33,6 @@ fn report(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("one JSON object ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-/// The lesson as shipped, with `extra` lines added after its `prefetch` line.
-fn variant(name: &str, extra: &str) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(LESSON).unwrap();
-    assert!(shipped.contains("\nprefetch = 1\n"));
-    let dir = std::env::temp_dir().join(format!("warren-durability-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("durability.toml");
-    std::fs::write(&file, shipped.replace("\nprefetch = 1\n", &format!("\nprefetch = 1\n{extra}\n")))
-        .unwrap();
-    file
-}
-
 /// Does the embedded broker keep a durable queue's persistent message across a restart with
 /// the same `data_dir`? (Not before the broker's persistence is in.)
 async fn embedded_broker_persists() -> bool {
@@ -83,8 +71,8 @@ async fn embedded_broker_persists() -> bool {
 
 #[test]
 fn transient_tasks_are_lost_in_a_broker_restart_each_with_the_reason() {
-    let file = variant("transient", "transient = true\nexpect_losses = true");
-    let out = play(file.to_str().unwrap(), &["--broker", "embedded"]);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/scenarios/durability-transient.toml");
+    let out = play(file, &["--broker", "embedded"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v = report(&out);
     // Every task is accounted for: none processed (both consumers were mid-task), all six lost
@@ -100,7 +88,6 @@ fn transient_tasks_are_lost_in_a_broker_restart_each_with_the_reason() {
     assert!(b["makespan_ms"].as_u64().is_some(), "the batch settled: {v}");
     let did: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["did"].as_str().unwrap()).collect();
     assert_eq!(did, ["caption", "publish 6 tasks", "restart the broker", "caption"]);
-    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
 }
 
 #[test]
