@@ -27,6 +27,7 @@ mod frames;
 pub mod fuzzing;
 mod headers;
 mod memory;
+pub mod observe;
 mod queue;
 mod store;
 mod writer;
@@ -145,6 +146,7 @@ pub struct RunningBroker {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     journal: Option<Arc<store::Journal>>,
+    core: Arc<Mutex<Core>>,
 }
 
 impl RunningBroker {
@@ -162,6 +164,15 @@ impl RunningBroker {
     pub async fn stop(self) {
         self.stop.cancel();
         self.wait().await;
+    }
+
+    /// Report what the broker does from now on (see [`observe`]): connections, consumers,
+    /// and the message events of the queues `watch` names. One observer at a time: a new call
+    /// replaces the previous one, whose stream ends.
+    pub fn observe(&self, watch: observe::Watch) -> observe::Observations {
+        let (tx, rx) = tokio::sync::mpsc::channel(observe::OBSERVATION_BUFFER);
+        connection::lock(&self.core).set_observer(tx, watch);
+        observe::Observations { rx }
     }
 
     /// A token that stops the broker when cancelled (e.g. by a signal handler).
@@ -240,8 +251,8 @@ pub async fn start(cfg: BrokerConfig) -> std::io::Result<RunningBroker> {
     let open_files = fds::open_files(cfg.limits.max_connections);
     let limit = open_files.map(|o| o.limit);
     tokio::spawn(timer_task(Arc::clone(&core), stop.clone()));
-    let task = tokio::spawn(accept::run(listener, core, cfg, stop.clone(), reserve, limit));
-    Ok(RunningBroker { addr, open_files, stop, task, journal })
+    let task = tokio::spawn(accept::run(listener, Arc::clone(&core), cfg, stop.clone(), reserve, limit));
+    Ok(RunningBroker { addr, open_files, stop, task, journal, core })
 }
 
 /// Runs the core's timers (TTL, queue expiry, consumer timeouts) when they are due.

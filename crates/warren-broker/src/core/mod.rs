@@ -79,6 +79,8 @@ pub struct Core {
     next_mid: u64,
     /// The last publish wrote a message to the journal: its confirm waits for the sync.
     stored_last: bool,
+    /// Who observes the broker, if anyone (observe.rs).
+    observer: Option<(tokio::sync::mpsc::Sender<crate::observe::Observation>, crate::observe::Watch)>,
 }
 
 fn err(code: u16, text: impl Into<String>) -> AmqpError {
@@ -131,7 +133,17 @@ impl Core {
             next_qid: 0,
             next_mid: 0,
             stored_last: false,
+            observer: None,
         }
+    }
+
+    /// Report to `tx` from now on (see observe.rs), instead of to any earlier observer.
+    pub fn set_observer(
+        &mut self,
+        tx: tokio::sync::mpsc::Sender<crate::observe::Observation>,
+        watch: crate::observe::Watch,
+    ) {
+        self.observer = Some((tx, watch));
     }
 
     pub fn connection_count(&self) -> usize {
