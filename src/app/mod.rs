@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 pub use ledger::{Counted, Held, Ledger, LossReason, Place, Totals, Whereabouts};
 pub use messages::{Action, BrokerInfo, Command, Event, Msg};
 pub use model::{
-    AppOptions, Banner, Batch, Consumer, ConsumerStatus, Lesson, Producer, RunSpan, SPANS_KEPT, SpanEnd,
-    Working,
+    AppOptions, Banner, Batch, Consumer, ConsumerStatus, Lesson, Origin, Producer, RunSpan, SPANS_KEPT,
+    SpanEnd, Working,
 };
 pub use settings::{Dispatch, Mode};
 pub use single_active::Role;

@@ -65,9 +65,24 @@ pub struct RunSpan {
     pub outcome: SpanEnd,
 }
 
+/// Where a consumer lane comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// One of warren's simulated consumers: warren runs it and knows everything it does.
+    Own,
+    /// A client warren did not start, seen at warren's embedded broker through its observation
+    /// stream: `label` from its client properties (connection name, or product and version),
+    /// `peer` its address.
+    External { label: String, peer: String },
+    /// A consumer RabbitMQ's management API lists on the task queue: only what the API gives,
+    /// at its sampling interval.
+    Listed { label: String, peer: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub id: ConsumerId,
+    pub origin: Origin,
     pub delay: Duration,
     /// Its `x-priority` (0, RabbitMQ's default, unless given).
     pub priority: i32,
@@ -99,6 +114,7 @@ impl Consumer {
     pub fn new(id: ConsumerId, delay: Duration, keep_history: bool) -> Self {
         Self {
             id,
+            origin: Origin::Own,
             delay,
             priority: 0,
             role: None,
